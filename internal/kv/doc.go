@@ -1,0 +1,22 @@
+// Package kv opens the node's single badger/v4 database.
+//
+// Every persistent part of a node (the block store, pins, the transparency
+// log, attestation indexes) lives in one badger database under
+// <data dir>/badger, each in its own key space. Package kv owns the options
+// that database is opened with and turns badger's directory-lock failure into
+// a typed error, [ErrLocked], that names the data directory.
+//
+// Key spaces (the first bytes of every key) are allocated here so that two
+// packages never collide:
+//
+//	"b/"  blocks, keyed by multihash (package store)
+//	"p/"  pins (package store)
+//	"l/"  transparency log (package log)
+//	"w/"  witness state (package log)
+//	"a/"  attestation indexes (package attest)
+//	"x/"  audit-log ingest state (package audit)
+//	"c/"  closure indexes (package closure)
+//
+// Writes through badger are not fsynced individually (SyncWrites is off);
+// callers that promise durability call [DB.Sync] before acknowledging.
+package kv

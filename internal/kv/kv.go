@@ -1,0 +1,91 @@
+package kv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Key-space prefixes. See the package documentation.
+var (
+	PrefixBlocks  = []byte("b/")
+	PrefixPins    = []byte("p/")
+	PrefixLog     = []byte("l/")
+	PrefixWitness = []byte("w/")
+	PrefixAttest  = []byte("a/")
+	PrefixAudit   = []byte("x/")
+	PrefixClosure = []byte("c/")
+)
+
+// ErrLocked is returned (wrapped in a *LockedError) when another process holds
+// the database.
+var ErrLocked = errors.New("data directory is in use by another process")
+
+// LockedError names the directory that is locked.
+type LockedError struct {
+	Dir string
+	Err error
+}
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("%s: %v (is an agentix-store daemon running on it?)", e.Dir, ErrLocked)
+}
+
+func (e *LockedError) Unwrap() []error { return []error{ErrLocked, e.Err} }
+
+// Options tune the database. The zero value is the node's default.
+type Options struct {
+	// InMemory opens a database that is never written to disk (tests only).
+	InMemory bool
+	// ReadOnly opens the database without taking the write lock.
+	ReadOnly bool
+	// Logger receives badger's log lines; nil silences them.
+	Logger badger.Logger
+}
+
+// Open opens (creating if needed) the badger database in dir/badger.
+//
+// The options keep memory bounded whatever the amount of data: small
+// memtables, values of 1 KiB or more in the value log, modest caches. This is
+// what lets a 1 GiB add run in about 100 MB of RSS.
+func Open(dir string, o Options) (*badger.DB, error) {
+	path := filepath.Join(dir, "badger")
+	if !o.InMemory {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+	}
+	bo := badger.DefaultOptions(path).
+		WithLogger(o.Logger).
+		WithSyncWrites(false).
+		WithInMemory(o.InMemory).
+		WithReadOnly(o.ReadOnly).
+		WithMemTableSize(16 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(16 << 20).
+		WithIndexCacheSize(8 << 20).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithDetectConflicts(false)
+	if o.InMemory {
+		bo.Dir, bo.ValueDir = "", ""
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
+			strings.Contains(err.Error(), "resource temporarily unavailable") {
+			return nil, &LockedError{Dir: dir, Err: err}
+		}
+		return nil, fmt.Errorf("open database in %s: %w", path, err)
+	}
+	return db, nil
+}
