@@ -69,3 +69,7 @@ func (s *Store) RegisterRoots(name string, src RootSource) {
 	defer s.rootsMu.Unlock()
 	s.roots[name] = src
 }
+
+// MaxBlockSize is the largest block accepted from outside (block put, CAR
+// import): 2 MiB, the limit IPFS implementations agree on.
+const MaxBlockSize = 2 << 20

@@ -67,8 +67,8 @@ func OwnTrustPolicy(dir string, cfg *Config) ([]byte, error) {
 		"version": 1,
 		"logs":    []any{map[string]any{"origin": pk.LogOrigin, "key": pk.LogKey}},
 		"nodes": []any{map[string]any{
-			"name": pk.Name,
-			"keys": []any{map[string]any{"id": pk.AttestKeyID, "pem": pk.AttestPEM}},
+			"name":     pk.Name,
+			"keys":     []any{map[string]any{"id": pk.AttestKeyID, "pem": pk.AttestPEM}},
 			"nix_keys": []string{pk.NixKey},
 			"log":      pk.LogOrigin,
 		}},

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/agentix/agentix-store/internal/node"
+	"github.com/spf13/cobra"
+)
+
+// app holds the global flags.
+type app struct {
+	dirFlag string
+	json    bool
+}
+
+var a = &app{}
+
+// usageError marks errors in how the command was called (exit status 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "agentix-store",
+		Short:         "Content-addressed store and transparency log for Agentix-managed NixOS nodes",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&a.dirFlag, "dir", "", "data directory (default $AGENTIX_STORE_DIR, else $XDG_DATA_HOME/agentix-store)")
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	for _, add := range commands {
+		root.AddCommand(add())
+	}
+	return root
+}
+
+// commands is filled by each cmd_*.go file's init, so files for new
+// capabilities don't need to edit this one.
+var commands []func() *cobra.Command
+
+func register(f func() *cobra.Command) { commands = append(commands, f) }
+
+// dir resolves the data directory.
+func (a *app) dir() (string, error) { return node.ResolveDir(a.dirFlag) }
+
+// open opens the node; with initIfNeeded it initialises a new data dir first.
+func (a *app) open(initIfNeeded bool) (*node.Node, error) {
+	dir, err := a.dir()
+	if err != nil {
+		return nil, err
+	}
+	return node.Open(dir, node.OpenOptions{Init: initIfNeeded})
+}
+
+// emit prints v as JSON with --json, else calls human.
+func (a *app) emit(w io.Writer, v any, human func(w io.Writer)) error {
+	if a.json {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human(w)
+	return nil
+}
+
+// exactArgs is cobra.ExactArgs returning a usage error.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("%s: want %d argument(s), got %d (see --help)", cmd.CommandPath(), n, len(args))
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return usagef("%s: want at least %d argument(s) (see --help)", cmd.CommandPath(), n)
+		}
+		return nil
+	}
+}
+
+// openInput opens a file argument, "-" meaning stdin.
+func openInput(name string) (io.ReadCloser, int64, error) {
+	if name == "-" {
+		return io.NopCloser(os.Stdin), -1, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	if st.IsDir() {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s is a directory", name)
+	}
+	return f, st.Size(), nil
+}

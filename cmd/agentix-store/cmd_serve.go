@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/agentix/agentix-store/internal/daemon"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var listen string
+	var verbose bool
+	c := &cobra.Command{
+		Use:   "serve [--listen ADDR]",
+		Short: "Run the node daemon (initialises the data directory on first run)",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if listen == "" {
+				listen = n.Config.Listen
+			}
+			l, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+			if a.json {
+				h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+			}
+			logger := slog.New(h)
+			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name)
+			err = daemon.Serve(cmd.Context(), n, l, logger)
+			logger.Info("stopped")
+			return err
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "", "listen address (default from config: 127.0.0.1:7171)")
+	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	return c
+}
