@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// bin is the agentix-store binary built once for the tests in this package.
+var bin string
+
+func TestMain(m *testing.M) {
+	tmp, err := os.MkdirTemp("", "agentix-store-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(tmp, "agentix-store")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build agentix-store: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr []byte
+	code           int
+}
+
+// run runs the binary with --dir dir and args, feeding stdin.
+func run(t *testing.T, dir string, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--dir", dir}, args...)...)
+	cmd.Env = append(os.Environ(), "AGENTIX_STORE_DIR=", "XDG_DATA_HOME="+t.TempDir())
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return result{so.Bytes(), se.Bytes(), code}
+}
+
+// ok runs and fails the test unless the command exits 0.
+func ok(t *testing.T, dir string, stdin []byte, args ...string) []byte {
+	t.Helper()
+	r := run(t, dir, stdin, args...)
+	if r.code != 0 {
+		t.Fatalf("agentix-store %s: exit %d\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+func initDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "node")
+	ok(t, dir, nil, "init", "--name", "test-node")
+	return dir
+}
+
+func TestInitNeverOverwritesKeys(t *testing.T) {
+	dir := initDir(t)
+	files := []string{"config.json", "token", "keys/attest.key", "keys/log.key", "keys/witness.key", "keys/nix.key", "trust-policy.json"}
+	before := map[string][]byte{}
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatalf("init did not create %s: %v", f, err)
+		}
+		before[f] = b
+	}
+	for _, f := range []string{"token", "keys/attest.key", "keys/log.key", "keys/nix.key"} {
+		st, _ := os.Stat(filepath.Join(dir, f))
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+	out := ok(t, dir, nil, "init", "--json")
+	var res struct{ Created, Existing []string }
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("init --json: %v\n%s", err, out)
+	}
+	for _, f := range files {
+		after, _ := os.ReadFile(filepath.Join(dir, f))
+		if !bytes.Equal(before[f], after) {
+			t.Errorf("second init changed %s", f)
+		}
+	}
+	for _, c := range res.Created {
+		if strings.HasPrefix(c, "keys/") && strings.HasSuffix(c, ".key") || c == "token" {
+			t.Errorf("second init reports creating %s", c)
+		}
+	}
+	var pol struct {
+		Logs []struct{ Origin, Key string }
+	}
+	if err := json.Unmarshal(before["trust-policy.json"], &pol); err != nil || len(pol.Logs) != 1 || pol.Logs[0].Origin == "" {
+		t.Fatalf("trust-policy.json does not name the node's log: %v %s", err, before["trust-policy.json"])
+	}
+}
+
+func TestKeyShow(t *testing.T) {
+	dir := initDir(t)
+	var pk struct {
+		AttestationKeyID string `json:"attestation_key_id"`
+		LogKey           string `json:"log_key"`
+		NixKey           string `json:"nix_key"`
+	}
+	if err := json.Unmarshal(ok(t, dir, nil, "key", "show", "--json"), &pk); err != nil {
+		t.Fatal(err)
+	}
+	if len(pk.AttestationKeyID) != 64 || !strings.HasPrefix(pk.LogKey, "agentix-store/test-node+") || !strings.HasPrefix(pk.NixKey, "test-node-1:") {
+		t.Fatalf("unexpected keys: %+v", pk)
+	}
+}
+
+func TestNotInitialised(t *testing.T) {
+	r := run(t, filepath.Join(t.TempDir(), "nothing"), nil, "stat")
+	if r.code != 1 || !bytes.Contains(r.stderr, []byte("not initialised")) {
+		t.Fatalf("stat on an empty dir: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	dir := initDir(t)
+	for _, args := range [][]string{
+		{"cat"},
+		{"cat", "not-a-cid"},
+		{"add", "--chunker"},
+		{"car", "export", "--version", "3", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
+		{"block", "put", "--codec", "nope", "-"},
+	} {
+		r := run(t, dir, []byte("x"), args...)
+		if r.code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, r.code, r.stderr)
+		}
+	}
+}
