@@ -1,0 +1,88 @@
+// Command agentix-verify is the auditor's tool: it checks what an
+// agentix-store node claims, from outside, with nothing but a trust policy.
+//
+// Exit status: 0 when everything named was proven; 1 when verification
+// failed (something was checked and is wrong); 2 for a usage error; 3 when
+// something could not be checked (network, missing data).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitFailed    = 1
+	exitUsage     = 2
+	exitUncertain = 3
+)
+
+// verifyFailed marks a finding: something was checked and did not hold.
+type verifyFailed struct{ msg string }
+
+func (e *verifyFailed) Error() string { return e.msg }
+
+// usageError marks errors in how the command was called.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+type app struct {
+	json   bool
+	state  string
+	policy string
+}
+
+var a = &app{}
+
+var commands []func() *cobra.Command
+
+func register(f func() *cobra.Command) { commands = append(commands, f) }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "agentix-verify",
+		Short:         "Check an agentix-store node's claims from outside, with nothing but a trust policy",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the report as JSON")
+	root.PersistentFlags().StringVar(&a.state, "state", "", "auditor state directory (default $AGENTIX_VERIFY_STATE, else $XDG_STATE_HOME/agentix-verify)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
+	for _, f := range commands {
+		root.AddCommand(f())
+	}
+	return root
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	os.Exit(exitCode(err))
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "agentix-verify: %v\n", err)
+	var ue *usageError
+	var vf *verifyFailed
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &vf):
+		return exitFailed
+	default:
+		return exitUncertain
+	}
+}
