@@ -7,15 +7,34 @@ import (
 
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/boxo/blockstore"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/multiformats/go-varint"
+)
+
+var (
+	_ blockstore.Blockstore           = (*Blockstore)(nil)
+	_ blockstore.Viewer               = (*Blockstore)(nil)
+	_ blockstore.AllKeysChanWithErrer = (*Blockstore)(nil)
 )
 
 // Blockstore implements boxo's blockstore.Blockstore directly on badger.
-// Blocks are keyed by multihash under kv.PrefixBlocks; the codec of the CID
-// is not stored, so AllKeysChan yields CIDv1 raw CIDs.
+//
+// Blocks are keyed by multihash under kv.PrefixBlocks: the value is the
+// block's bytes, nothing else. The codec of the CID is not stored, so two CIDs
+// with the same multihash name the same stored bytes, and AllKeysChan yields
+// CIDv1 raw CIDs (as boxo documents for multihash-keyed stores).
+//
+// Identity-hash CIDs are never stored: their bytes are the digest, so Has is
+// true and Get returns the digest for any of them.
+//
+// Reads verify: unless Options.NoVerifyOnRead is set, Get and View re-hash the
+// bytes and return a *CorruptBlockError naming the CID instead of bytes that
+// do not hash to it. Writes trust the caller's CIDs (CAR import verifies
+// before it writes; UnixFS add computes the CIDs itself).
 type Blockstore struct {
 	db   *badger.DB
 	opts Options
@@ -33,9 +52,13 @@ func (e *CorruptBlockError) Error() string {
 // ErrCorrupt matches every *CorruptBlockError with errors.Is.
 var ErrCorrupt = errors.New("corrupt block")
 
-func (e *CorruptBlockError) Is(target error) bool { return target == ErrCorrupt }
+func (e *CorruptBlockError) Is(target error) bool {
+	return target == ErrCorrupt || target == blockstore.ErrHashMismatch
+}
 
-// NewBlockstore returns a Blockstore on db.
+// NewBlockstore returns a Blockstore on db. The caller keeps ownership of db:
+// the Blockstore holds no resources of its own, so there is nothing to close
+// beyond the database itself.
 func NewBlockstore(db *badger.DB, opts Options) *Blockstore {
 	return &Blockstore{db: db, opts: opts}
 }
@@ -50,40 +73,89 @@ func notFound(c cid.Cid) error {
 	return fmt.Errorf("%w: %s: %w", ErrNotFound, c, ipld.ErrNotFound{Cid: c})
 }
 
-// Get returns the block, re-hashing it unless Options.NoVerifyOnRead is set.
-func (b *Blockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	if !c.Defined() {
-		return nil, notFound(c)
+// identityDigest returns the inline bytes of an identity-hash CID.
+func identityDigest(c cid.Cid) ([]byte, bool) {
+	if c.Prefix().MhType != mh.IDENTITY {
+		return nil, false
 	}
-	var data []byte
+	dh, err := mh.Decode(c.Hash())
+	if err != nil {
+		return nil, false
+	}
+	return dh.Digest, true
+}
+
+// verify checks that data hashes to c.
+func verify(c cid.Cid, data []byte) error {
+	got, err := c.Prefix().Sum(data)
+	if err != nil {
+		return fmt.Errorf("hash block %s: %w", c, err)
+	}
+	if string(got.Hash()) != string(c.Hash()) {
+		return &CorruptBlockError{Cid: c}
+	}
+	return nil
+}
+
+// View calls fn with the block's bytes, verified unless
+// Options.NoVerifyOnRead is set. fn must not keep or modify the slice.
+func (b *Blockstore) View(ctx context.Context, c cid.Cid, fn func([]byte) error) error {
+	if !c.Defined() {
+		return notFound(c)
+	}
+	if d, ok := identityDigest(c); ok {
+		return fn(d)
+	}
+	var verr error
 	err := b.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(blockKey(c.Hash()))
 		if err != nil {
 			return err
 		}
-		data, err = it.ValueCopy(nil)
-		return err
+		return it.Value(func(v []byte) error {
+			if !b.opts.NoVerifyOnRead {
+				if err := verify(c, v); err != nil {
+					return err
+				}
+			}
+			verr = fn(v)
+			return nil
+		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, notFound(c)
+		return notFound(c)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get block %s: %w", c, err)
+		var ce *CorruptBlockError
+		if errors.As(err, &ce) {
+			return err
+		}
+		return fmt.Errorf("read block %s: %w", c, err)
 	}
-	if !b.opts.NoVerifyOnRead {
-		got, err := c.Prefix().Sum(data)
-		if err != nil {
-			return nil, fmt.Errorf("hash block %s: %w", c, err)
-		}
-		if !got.Equals(c) && string(got.Hash()) != string(c.Hash()) {
-			return nil, &CorruptBlockError{Cid: c}
-		}
+	return verr
+}
+
+// Get returns the block, re-hashing it unless Options.NoVerifyOnRead is set.
+func (b *Blockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
+	var data []byte
+	err := b.View(ctx, c, func(v []byte) error {
+		data = append(make([]byte, 0, len(v)), v...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return blocks.NewBlockWithCid(data, c)
 }
 
-// Has reports whether the block is stored.
+// Has reports whether the block is stored. It reads no block bytes.
 func (b *Blockstore) Has(ctx context.Context, c cid.Cid) (bool, error) {
+	if !c.Defined() {
+		return false, nil
+	}
+	if _, ok := identityDigest(c); ok {
+		return true, nil
+	}
 	err := b.db.View(func(txn *badger.Txn) error {
 		_, err := txn.Get(blockKey(c.Hash()))
 		return err
@@ -91,24 +163,68 @@ func (b *Blockstore) Has(ctx context.Context, c cid.Cid) (bool, error) {
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, fmt.Errorf("has block %s: %w", c, err)
+	}
+	return true, nil
 }
 
-// GetSize returns the block's size without reading it.
+// GetSize returns the block's size in bytes without reading the block.
 func (b *Blockstore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
+	if !c.Defined() {
+		return -1, notFound(c)
+	}
+	if d, ok := identityDigest(c); ok {
+		return len(d), nil
+	}
 	size := -1
 	err := b.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(blockKey(c.Hash()))
 		if err != nil {
 			return err
 		}
-		size = int(it.ValueSize())
-		return nil
+		n, err := valueSize(it)
+		size = int(n)
+		return err
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return -1, notFound(c)
 	}
-	return size, err
+	if err != nil {
+		return -1, fmt.Errorf("size of block %s: %w", c, err)
+	}
+	return size, nil
+}
+
+// valueSize returns the exact length of an item's value without reading the
+// value log when it can.
+//
+// badger's Item.ValueSize is exact for values kept in the LSM tree and, for
+// values in the value log, assumes an entry header of 6 bytes: 2 meta bytes
+// plus one-byte varints for the key length and expiry and a two-byte varint
+// for the value length. Block keys are short (key+timestamp < 128 bytes) and
+// never expire, so the only error is the value-length varint being longer than
+// two bytes, which this function corrects. Values below 16 KiB are exact
+// either way. Longer keys fall back to reading the value's length.
+// TestGetSizeExact pins this against the real database across the varint
+// boundaries.
+func valueSize(it *badger.Item) (int64, error) {
+	if len(it.Key())+8 >= 128 {
+		var n int64
+		err := it.Value(func(v []byte) error { n = int64(len(v)); return nil })
+		return n, err
+	}
+	approx := it.ValueSize()
+	if approx < 1<<14 {
+		return approx, nil
+	}
+	for extra := int64(0); extra <= 8; extra++ {
+		n := approx - extra
+		if n >= 0 && int64(varint.UvarintSize(uint64(n))) == 2+extra {
+			return n, nil
+		}
+	}
+	return approx, nil
 }
 
 // Put stores one block.
@@ -116,37 +232,100 @@ func (b *Blockstore) Put(ctx context.Context, blk blocks.Block) error {
 	return b.PutMany(ctx, []blocks.Block{blk})
 }
 
-// PutMany stores blocks in one badger write batch.
+// PutMany stores blocks in one badger write batch. Blocks already stored
+// with the same length are not rewritten (their bytes are verified on every
+// read, and a corrupt copy can be replaced by DeleteBlock then Put).
+// With Options.SyncWrites the batch is fsynced before PutMany returns.
 func (b *Blockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	keys := make([][]byte, len(blks))
+	skip := make([]bool, len(blks))
+	err := b.db.View(func(txn *badger.Txn) error {
+		for i, blk := range blks {
+			if _, ok := identityDigest(blk.Cid()); ok {
+				skip[i] = true
+				continue
+			}
+			keys[i] = blockKey(blk.Cid().Hash())
+			it, err := txn.Get(keys[i])
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if n, err := valueSize(it); err == nil && n == int64(len(blk.RawData())) {
+				skip[i] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put blocks: %w", err)
+	}
+	return b.writeBatch(keys, blks, skip)
+}
+
+func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool) error {
 	wb := b.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, blk := range blks {
-		if err := wb.Set(blockKey(blk.Cid().Hash()), blk.RawData()); err != nil {
+	n := 0
+	for i, blk := range blks {
+		if skip[i] {
+			continue
+		}
+		if err := wb.Set(keys[i], blk.RawData()); err != nil {
 			return fmt.Errorf("put block %s: %w", blk.Cid(), err)
 		}
+		n++
+	}
+	if n == 0 {
+		return nil
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("put blocks: %w", err)
 	}
 	if b.opts.SyncWrites {
-		return b.db.Sync()
+		if err := b.db.Sync(); err != nil {
+			return fmt.Errorf("sync blocks: %w", err)
+		}
 	}
 	return nil
 }
 
 // DeleteBlock removes a block; deleting a missing block is not an error.
+// It does not consult pins: use Store.GC to remove unpinned blocks safely.
 func (b *Blockstore) DeleteBlock(ctx context.Context, c cid.Cid) error {
-	return b.db.Update(func(txn *badger.Txn) error {
+	if _, ok := identityDigest(c); ok || !c.Defined() {
+		return nil
+	}
+	err := b.db.Update(func(txn *badger.Txn) error {
 		return txn.Delete(blockKey(c.Hash()))
 	})
+	if err != nil {
+		return fmt.Errorf("delete block %s: %w", c, err)
+	}
+	return nil
 }
 
 // AllKeysChan lists every stored block as a CIDv1 raw CID.
 func (b *Blockstore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
+	ch, _, err := b.AllKeysChanWithErr(ctx)
+	return ch, err
+}
+
+// AllKeysChanWithErr is AllKeysChan with a function that, once the channel
+// is drained, reports whether the listing ended early (I/O error or ctx).
+func (b *Blockstore) AllKeysChanWithErr(ctx context.Context) (<-chan cid.Cid, func() error, error) {
 	ch := make(chan cid.Cid, 64)
+	done := make(chan struct{})
+	var ierr error
 	go func() {
+		defer close(done)
 		defer close(ch)
-		_ = b.db.View(func(txn *badger.Txn) error {
+		ierr = b.db.View(func(txn *badger.Txn) error {
 			opt := badger.DefaultIteratorOptions
 			opt.PrefetchValues = false
 			opt.Prefix = kv.PrefixBlocks
@@ -163,8 +342,5 @@ func (b *Blockstore) AllKeysChan(ctx context.Context) (<-chan cid.Cid, error) {
 			return nil
 		})
 	}()
-	return ch, nil
+	return ch, func() error { <-done; return ierr }, nil
 }
-
-// HashOnRead is accepted for interface compatibility; see Options.
-func (b *Blockstore) HashOnRead(enabled bool) { b.opts.NoVerifyOnRead = !enabled }

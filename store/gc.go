@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/dgraph-io/badger/v4"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+)
+
+// GCResult reports one garbage collection.
+type GCResult struct {
+	// Removed is the number of blocks deleted.
+	Removed int
+	// FreedBytes is the total size of the deleted blocks (logical bytes;
+	// the database reclaims the disk space in the background).
+	FreedBytes int64
+	// Kept is the number of blocks still stored.
+	Kept int
+}
+
+// gcBatch is how many deletions go into one badger write batch flush.
+const gcBatch = 4096
+
+// GC deletes every block that is not reachable from a root:
+//
+//   - a recursive pin keeps every block of its DAG;
+//   - a direct pin keeps only its own block;
+//   - every CID returned by a registered RootSource is kept recursively.
+//
+// GC holds the store's GC lock exclusively for its whole run, so it waits for
+// every in-flight writer holding GCLock (add, import, pin) and new writers
+// wait for it: a block written under GCLock is never collected by a GC that
+// overlaps the write.
+//
+// GC is conservative: when marking meets a root or an interior block it
+// cannot read (missing, corrupt, undecodable, unknown codec) or a RootSource
+// fails, it deletes nothing and returns that error, since the unreadable
+// block's children cannot be told apart from garbage. Raw leaves are marked
+// without being read. RootSources are called with the lock held and must not
+// call GCLock themselves.
+func (s *Store) GC(ctx context.Context) (GCResult, error) {
+	s.gcMu.Lock()
+	defer s.gcMu.Unlock()
+
+	var res GCResult
+	marked, err := s.mark(ctx)
+	if err != nil {
+		return res, fmt.Errorf("gc: mark: %w (nothing deleted)", err)
+	}
+
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	pending := 0
+	err = s.db.View(func(txn *badger.Txn) error {
+		opt := badger.DefaultIteratorOptions
+		opt.PrefetchValues = false
+		opt.Prefix = kv.PrefixBlocks
+		it := txn.NewIterator(opt)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			h := item.Key()[len(kv.PrefixBlocks):]
+			if _, ok := marked[string(h)]; ok {
+				res.Kept++
+				continue
+			}
+			n, err := valueSize(item)
+			if err != nil {
+				return err
+			}
+			if err := wb.Delete(item.KeyCopy(nil)); err != nil {
+				return err
+			}
+			res.Removed++
+			res.FreedBytes += n
+			if pending++; pending == gcBatch {
+				if err := wb.Flush(); err != nil {
+					return err
+				}
+				wb = s.db.NewWriteBatch()
+				pending = 0
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = wb.Flush()
+	}
+	if err == nil && s.opts.SyncWrites {
+		err = s.db.Sync()
+	}
+	if err != nil {
+		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	// Reclaim value-log space where at least half a file is garbage; this is
+	// best effort and never fails the GC.
+	for s.db.RunValueLogGC(0.5) == nil {
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return res, nil
+}
+
+// mark returns the set of multihashes (as strings) reachable from every root.
+func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
+	marked := map[string]struct{}{}
+	seen := map[string]struct{}{}
+	markFn := func(c cid.Cid, _ blocks.Block) error {
+		marked[string(c.Hash())] = struct{}{}
+		return nil
+	}
+	pins, err := s.Pins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pins {
+		if p.Direct {
+			marked[string(p.Cid.Hash())] = struct{}{}
+			continue
+		}
+		if err := s.walk(ctx, p.Cid, seen, leafSkip, markFn); err != nil {
+			return nil, fmt.Errorf("pin %s: %w", p.Cid, err)
+		}
+	}
+
+	s.rootsMu.Lock()
+	names := make([]string, 0, len(s.roots))
+	srcs := make(map[string]RootSource, len(s.roots))
+	for n, src := range s.roots {
+		names = append(names, n)
+		srcs[n] = src
+	}
+	s.rootsMu.Unlock()
+	sort.Strings(names)
+	for _, n := range names {
+		roots, err := srcs[n](ctx)
+		if err != nil {
+			return nil, fmt.Errorf("root source %q: %w", n, err)
+		}
+		for _, r := range roots {
+			err := s.walk(ctx, r, seen, leafSkip, markFn)
+			var mb *MissingBlockError
+			if errors.As(err, &mb) && mb.Cid.Equals(r) {
+				// A root source may name a block this node never held
+				// (e.g. a log entry's subject): nothing to keep.
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("root source %q: root %s: %w", n, r, err)
+			}
+		}
+	}
+	return marked, nil
+}
