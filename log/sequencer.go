@@ -6,7 +6,6 @@ import (
 	"maps"
 	"time"
 
-	
 	"github.com/transparency-dev/merkle/compact"
 )
 
@@ -200,4 +199,3 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	l.cur.Store(&cp)
 	return start, nil
 }
-
