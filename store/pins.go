@@ -45,7 +45,7 @@ func pinKey(c cid.Cid) []byte {
 	return append(k, b...)
 }
 
-// Pin pins c. A recursive pin first walks the whole DAG under c and fails,
+// Pin pins c; it takes GCLock (see PinHeld). A recursive pin first walks the whole DAG under c and fails,
 // writing nothing, with a *MissingBlockError naming the first block that is
 // not stored (or the walker's error for an undecodable block); a direct pin
 // only requires the block c itself. Pinning an already pinned CID replaces
@@ -163,4 +163,12 @@ func (s *Store) Pins(ctx context.Context) ([]Pin, error) {
 		return nil, fmt.Errorf("list pins: %w", err)
 	}
 	return out, nil
+}
+
+// PinHeld is Pin for a caller that already holds GCLock, such as a writer
+// that stores a DAG and pins its root before releasing the lock (so no GC can
+// run between the two). Calling Pin while holding GCLock can deadlock with a
+// GC waiting for the lock; PinHeld cannot.
+func (s *Store) PinHeld(ctx context.Context, c cid.Cid, o PinOptions) error {
+	return s.pinLocked(ctx, c, o)
 }
