@@ -525,3 +525,45 @@ func TestCatMissingAndDirectory(t *testing.T) {
 		t.Fatalf("Cat of a directory: err = %v, want an error naming it", err)
 	}
 }
+
+// FuzzChunkerSpec checks that ParseChunker either rejects a spec with a
+// *ChunkerError naming it, or yields a chunker whose chunks are non-empty,
+// within boxo's size limit and concatenate back to the input.
+func FuzzChunkerSpec(f *testing.F) {
+	for _, s := range []string{"", "default", "size-262144", "size-1", "size-0", "size--1",
+		"size-2096896", "size-2096897", "size-+7", "buzhash", "rabin", "rabin-16-32-64", "size-1-2", "x"} {
+		f.Add(s)
+	}
+	input := mod251(300_000)
+	f.Fuzz(func(t *testing.T, spec string) {
+		c, err := store.ParseChunker(spec)
+		if err != nil {
+			var ce *store.ChunkerError
+			if !errors.As(err, &ce) || ce.Spec != spec || !errors.Is(err, store.ErrBadChunker) {
+				t.Fatalf("ParseChunker(%q) err = %#v, want *ChunkerError naming it", spec, err)
+			}
+			return
+		}
+		if _, err := store.ParseChunker(c.String()); err != nil {
+			t.Fatalf("canonical form %q of %q does not parse: %v", c, spec, err)
+		}
+		spl := c.Splitter(bytes.NewReader(input))
+		var back []byte
+		for {
+			b, err := spl.NextBytes()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) == 0 || len(b) > 2096896 {
+				t.Fatalf("chunk of %d bytes", len(b))
+			}
+			back = append(back, b...)
+		}
+		if !bytes.Equal(back, input) {
+			t.Fatalf("chunks of %q do not concatenate to the input", spec)
+		}
+	})
+}
