@@ -282,3 +282,6 @@ func (l *Log) Entries(ctx context.Context, from, to uint64) ([][]byte, error) {
 func LeafHash(entry []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(entry) }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// EmptyRoot returns the RFC 6962 root hash of the empty tree.
+func EmptyRoot() []byte { return rfc6962.DefaultHasher.EmptyRoot() }
