@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/store"
@@ -566,4 +570,125 @@ func FuzzChunkerSpec(f *testing.F) {
 			t.Fatalf("chunks of %q do not concatenate to the input", spec)
 		}
 	})
+}
+
+// prngReader streams n pseudo-random bytes (splitmix64), deterministic for a
+// seed, without holding them in memory.
+type prngReader struct {
+	state uint64
+	n     int64
+}
+
+func newPRNG(seed uint64, n int64) *prngReader { return &prngReader{state: seed, n: n} }
+
+func (r *prngReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.n {
+		p = p[:r.n]
+	}
+	s := r.state
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		s += 0x9e3779b97f4a7c15
+		z := s
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+		z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+		binary.LittleEndian.PutUint64(p[i:], z^(z>>31))
+	}
+	for ; i < len(p); i++ {
+		s += 0x9e3779b97f4a7c15
+		p[i] = byte(s >> 56)
+	}
+	r.state = s
+	r.n -= int64(len(p))
+	return len(p), nil
+}
+
+const oodEnv = "STORE_TEST_OUT_OF_DISK_DIR"
+
+// TestHelperProcessOutOfDisk is not a test: TestAddOutOfDisk runs the test
+// binary again with only this function selected and oodEnv set. It opens
+// the store, limits the size of any file it grows (RLIMIT_FSIZE; Go ignores
+// SIGXFSZ, so the write fails with EFBIG like on a full disk) and adds a
+// stream far bigger than the limit with Pin set. It prints the add's error
+// and exits 0 if the add failed, 3 if it wrongly succeeded.
+func TestHelperProcessOutOfDisk(t *testing.T) {
+	dir := os.Getenv(oodEnv)
+	if dir == "" {
+		t.Skip("helper process for TestAddOutOfDisk")
+	}
+	db, err := kv.Open(dir, kv.Options{})
+	if err != nil {
+		fmt.Printf("OPEN-ERROR: %v\n", err)
+		os.Exit(4)
+	}
+	// Badger extends files with ftruncate (value log files to twice their
+	// 64 MiB size), so a limit below that fails the first extension.
+	lim := uint64(100 << 20)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: lim, Max: lim}); err != nil {
+		fmt.Printf("SETRLIMIT-ERROR: %v\n", err)
+		os.Exit(5)
+	}
+	s := store.New(db, store.Options{})
+	c, err := s.Add(context.Background(), newPRNG(1, 512<<20), store.AddOptions{Pin: true})
+	if err == nil {
+		fmt.Printf("ADDED: %s\n", c)
+		os.Exit(3)
+	}
+	fmt.Printf("ADD-ERROR: %v\n", err)
+	if err := db.Close(); err != nil {
+		fmt.Printf("CLOSE-ERROR: %v\n", err)
+	}
+	os.Exit(0)
+}
+
+func TestAddOutOfDisk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes up to 100 MiB")
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcessOutOfDisk$", "-test.v")
+	cmd.Env = append(os.Environ(), oodEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("child output:\n%s", out)
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if !bytes.Contains(out, []byte("ADD-ERROR: add: ")) || !bytes.Contains(out, []byte("file too large")) {
+		t.Fatalf("child did not report a clear out-of-space error")
+	}
+
+	// The store opens again, holds the partial add's blocks unpinned, and
+	// GC collects them.
+	s, db := ufsOpen(t, dir)
+	defer db.Close()
+	bg := context.Background()
+	pins, err := s.Pins(bg)
+	if err != nil || len(pins) != 0 {
+		t.Fatalf("pins after failed add = %v, %v; want none", pins, err)
+	}
+	res, err := s.GC(bg)
+	if err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	if res.Removed == 0 || res.Kept != 0 {
+		t.Fatalf("GC = %+v, want the partial blocks removed and none kept", res)
+	}
+	// And it still works.
+	c, err := s.Add(bg, bytes.NewReader(mod251(1_000_000)), store.AddOptions{Pin: true})
+	if err != nil {
+		t.Fatalf("add after reopen: %v", err)
+	}
+	f, err := s.Cat(bg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, err := io.ReadAll(f); err != nil || !bytes.Equal(got, mod251(1_000_000)) {
+		t.Fatalf("cat after reopen: %v", err)
+	}
 }

@@ -60,6 +60,11 @@ func Open(dir string, o Options) (*badger.DB, error) {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
 	}
+	if !o.InMemory && !o.ReadOnly {
+		if err := removeEmptyLogs(path); err != nil {
+			return nil, err
+		}
+	}
 	bo := badger.DefaultOptions(path).
 		WithLogger(o.Logger).
 		WithSyncWrites(false).
@@ -88,4 +93,32 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		return nil, fmt.Errorf("open database in %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// removeEmptyLogs deletes zero-length value log (*.vlog) and memtable WAL
+// (*.mem) files in dir. Badger creates such a file and then extends it with
+// ftruncate; when the extension fails (disk full, file size limit) the empty
+// file stays behind, and badger refuses to open a directory holding one
+// ("Create a new file"). A zero-length log holds no entry (a log that was
+// ever written starts with a header), so removing it loses nothing and keeps
+// the store openable after running out of disk.
+func removeEmptyLogs(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read database directory: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || (!strings.HasSuffix(name, ".vlog") && !strings.HasSuffix(name, ".mem")) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || fi.Size() != 0 {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("remove empty log file: %w", err)
+		}
+	}
+	return nil
 }
