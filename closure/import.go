@@ -1,0 +1,292 @@
+package closure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/agentix/agentix-store/store"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+)
+
+// Source is where a closure comes from: the local Nix, a binary cache.
+type Source interface {
+	// StoreDir is the store directory of the source's paths.
+	StoreDir() string
+	// Closure returns the path infos of the closure of the store path
+	// root, in any order. It need not check completeness.
+	Closure(ctx context.Context, root string) ([]PathInfo, error)
+	// NAR opens the uncompressed NAR of pi. Import checks its hash, size
+	// and structure; a source may check more (a binary cache checks the
+	// compressed file's FileHash).
+	NAR(ctx context.Context, pi PathInfo) (io.ReadCloser, error)
+}
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Progress, if set, is called with the NAR bytes stored so far and
+	// the total NAR size of the closure. It may be called from several
+	// goroutines, never concurrently.
+	Progress func(done, total int64)
+	// Jobs is the number of NARs imported at once (default 2).
+	Jobs int
+	// PinName names the closure's pin (default "closure <root>").
+	PinName string
+}
+
+// ImportResult reports an import.
+type ImportResult struct {
+	// Closure is the CID of the Closure record, pinned recursively.
+	Closure cid.Cid `json:"closure"`
+	// Root is the root store path.
+	Root string `json:"root"`
+	// Paths is the number of store paths in the closure.
+	Paths int `json:"paths"`
+	// NarBytes is the total NAR size of the closure.
+	NarBytes int64 `json:"narBytes"`
+	// Reused counts paths already imported earlier with the same narHash,
+	// whose NAR was not fetched again.
+	Reused int `json:"reused"`
+}
+
+// Import imports the closure of root from src into st and indexes it in db.
+//
+// Each path's NAR is streamed from src into st as a UnixFS file chunked with
+// buzhash, checked against CheckNAR and hashed on the way, then compared with
+// the path info's narHash and narSize; a mismatch aborts the import with a
+// *HashMismatchError naming the store path and both hashes. The set of path
+// infos must be complete (*MissingReferenceError otherwise) and every path and
+// reference must be in src's store dir (*StoreDirError). A path that an
+// earlier import stored with the same narHash is reused, not fetched again.
+//
+// Only once every NAR is stored and checked are one StorePathInfo record per
+// path and the Closure record written, the Closure pinned recursively and the
+// index entries (used by the binary-cache handler) written. A failed import
+// pins and indexes nothing; the blocks it wrote stay unpinned until GC.
+func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, root string, o ImportOptions) (*ImportResult, error) {
+	storeDir := src.StoreDir()
+	root, err := RootStorePath(root, storeDir)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := src.Closure(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	byPath := make(map[string]PathInfo, len(infos))
+	var total int64
+	for _, pi := range infos {
+		if err := checkStorePath(pi.Path, storeDir, ""); err != nil {
+			return nil, err
+		}
+		for _, ref := range pi.References {
+			if err := checkStorePath(ref, storeDir, pi.Path); err != nil {
+				return nil, err
+			}
+		}
+		byPath[pi.Path] = pi
+		total += pi.NarSize
+	}
+	if _, ok := byPath[root]; !ok {
+		return nil, fmt.Errorf("%w: the source's closure of %s does not contain %s itself", ErrNotFound, root, root)
+	}
+	if err := CheckComplete(infos); err != nil {
+		return nil, err
+	}
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Path < infos[j].Path })
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fl := inflightOf(st)
+	var held []cid.Cid
+	var heldMu sync.Mutex
+	hold := func(c cid.Cid) {
+		fl.add(c)
+		heldMu.Lock()
+		held = append(held, c)
+		heldMu.Unlock()
+	}
+	defer func() { fl.remove(held) }()
+
+	var (
+		progMu sync.Mutex
+		done   atomic.Int64
+	)
+	report := func() {
+		if o.Progress != nil {
+			progMu.Lock()
+			o.Progress(done.Load(), total)
+			progMu.Unlock()
+		}
+	}
+
+	records := make([]*StorePathInfo, len(infos))
+	var reused atomic.Int64
+	jobs := o.Jobs
+	if jobs <= 0 {
+		jobs = 2
+	}
+	work := make(chan int)
+	errs := make(chan error, jobs)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				pi := infos[i]
+				if r := reusable(ctx, st, db, pi); r != nil {
+					hold(r.NARCid())
+					records[i] = r
+					reused.Add(1)
+					done.Add(pi.NarSize)
+					report()
+					continue
+				}
+				r, err := importPath(ctx, st, src, pi, func(n int64) {
+					done.Add(n)
+					report()
+				}, hold)
+				if err != nil {
+					errs <- err
+					cancel()
+					return
+				}
+				records[i] = r
+			}
+		}()
+	}
+feed:
+	for i := range infos {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	cl := &Closure{Root: root, StoreDir: storeDir, Paths: make([]ClosureEntry, len(infos))}
+	recs := make(map[string]*StorePathInfo, len(infos))
+	spiCids := make(map[string]cid.Cid, len(infos))
+	for i, r := range records {
+		c, err := putRecord(ctx, st, r, storePathInfoType)
+		if err != nil {
+			return nil, err
+		}
+		hold(c)
+		cl.Paths[i] = ClosureEntry{Path: r.StorePath, Info: cidLink(c)}
+		recs[r.StorePath] = r
+		spiCids[r.StorePath] = c
+	}
+	cc, err := putRecord(ctx, st, cl, closureType)
+	if err != nil {
+		return nil, err
+	}
+	hold(cc)
+	name := o.PinName
+	if name == "" {
+		name = "closure " + root
+	}
+	if err := st.Pin(ctx, cc, store.PinOptions{Name: name}); err != nil {
+		return nil, fmt.Errorf("pin closure %s of %s: %w", cc, root, err)
+	}
+	if err := index(db, cc, cl, recs, spiCids, total); err != nil {
+		return nil, err
+	}
+	return &ImportResult{Closure: cc, Root: root, Paths: len(infos), NarBytes: total, Reused: int(reused.Load())}, nil
+}
+
+// importPath streams one NAR from src into st and returns its record.
+func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, progress func(delta int64), hold func(cid.Cid)) (*StorePathInfo, error) {
+	rc, err := src.NAR(ctx, pi)
+	if err != nil {
+		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, err)
+	}
+	var last int64
+	res, err := storeNAR(ctx, st, rc, pi.Path, func(n int64) {
+		progress(n - last)
+		last = n
+	})
+	closeErr := rc.Close()
+	if err != nil {
+		return nil, err
+	}
+	hold(res.CID)
+	got := FormatHash(res.Hash)
+	if got != pi.NarHashString() || res.Size != pi.NarSize {
+		return nil, &HashMismatchError{StorePath: pi.Path, WantHash: pi.NarHashString(), GotHash: got, WantSize: pi.NarSize, GotSize: res.Size}
+	}
+	if closeErr != nil {
+		// The NAR checked out but the source failed at the end (e.g. a
+		// nix-store process that exited non-zero, a bad FileHash).
+		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, closeErr)
+	}
+	return newStorePathInfo(pi, res.CID), nil
+}
+
+// reusable returns the record of pi stored by an earlier import when it has
+// the same narHash, references and a stored NAR root; else nil.
+func reusable(ctx context.Context, st *store.Store, db *badger.DB, pi PathInfo) *StorePathInfo {
+	c, err := LookupHashPart(db, pi.HashPart())
+	if err != nil {
+		return nil
+	}
+	r, err := LoadStorePathInfo(ctx, st, c)
+	if err != nil || r.StorePath != pi.Path || r.NarHash != pi.NarHashString() || r.NarSize != pi.NarSize {
+		return nil
+	}
+	if ok, err := st.Blockstore().Has(ctx, r.NARCid()); err != nil || !ok {
+		return nil
+	}
+	// Keep this import's metadata (signatures may differ); the NAR is the
+	// same bytes.
+	return newStorePathInfo(pi, r.NARCid())
+}
+
+// RootStorePath returns the top-level store path of p: p itself when it is
+// one, the store path it lies in when it is a path inside one, or, for a
+// symlink such as ./result, the store path it resolves to.
+func RootStorePath(p, storeDir string) (string, error) {
+	if storeDir == "" {
+		storeDir = DefaultStoreDir
+	}
+	top := func(p string) (string, bool) {
+		rest, ok := strings.CutPrefix(filepath.Clean(p), storeDir+"/")
+		if !ok {
+			return "", false
+		}
+		base, _, _ := strings.Cut(rest, "/")
+		sp := storeDir + "/" + base
+		return sp, checkStorePath(sp, storeDir, "") == nil
+	}
+	if sp, ok := top(p); ok {
+		return sp, nil
+	}
+	if !strings.HasPrefix(p, storeDir+"/") {
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			if sp, ok := top(resolved); ok {
+				return sp, nil
+			}
+		}
+	}
+	return "", &StoreDirError{Path: p, StoreDir: storeDir}
+}
+
+// ErrSourceFailed wraps an error of a source process or server.
+var ErrSourceFailed = errors.New("closure source failed")

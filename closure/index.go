@@ -1,0 +1,197 @@
+package closure
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/store"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
+)
+
+// The package's badger key space, under kv.PrefixClosure ("c/"):
+//
+//	c/h/<hash part>           → CID of the StorePathInfo of that store path
+//	c/n/<narHash, nixbase32>  → CID of the NAR (UnixFS file)
+//	c/r/<closure CID bytes>   → JSON closureEntry (root, counts, time)
+//
+// Entries are written only after a closure was imported completely, checked
+// and pinned, so everything the index names is reachable from a pin.
+var (
+	keyHash    = append(append([]byte{}, kv.PrefixClosure...), "h/"...)
+	keyNAR     = append(append([]byte{}, kv.PrefixClosure...), "n/"...)
+	keyClosure = append(append([]byte{}, kv.PrefixClosure...), "r/"...)
+)
+
+func key(prefix []byte, suffix []byte) []byte {
+	k := make([]byte, 0, len(prefix)+len(suffix))
+	return append(append(k, prefix...), suffix...)
+}
+
+// ClosureSummary is one imported closure as listed by List.
+type ClosureSummary struct {
+	CID      cid.Cid   `json:"cid"`
+	Root     string    `json:"root"`
+	Paths    int       `json:"paths"`
+	NarBytes int64     `json:"narBytes"`
+	Imported time.Time `json:"imported"`
+}
+
+type closureEntry struct {
+	Root     string    `json:"root"`
+	Paths    int       `json:"paths"`
+	NarBytes int64     `json:"narBytes"`
+	Imported time.Time `json:"imported"`
+}
+
+// index writes the index entries of an imported closure in one transaction.
+func index(db *badger.DB, c cid.Cid, cl *Closure, infos map[string]*StorePathInfo, spiCids map[string]cid.Cid, narBytes int64) error {
+	ent, err := json.Marshal(closureEntry{Root: cl.Root, Paths: len(cl.Paths), NarBytes: narBytes, Imported: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	wb := db.NewWriteBatch()
+	defer wb.Cancel()
+	for p, spi := range infos {
+		if err := wb.Set(key(keyHash, []byte(hashPart(p))), spiCids[p].Bytes()); err != nil {
+			return err
+		}
+		h, err := ParseNarHash(spi.NarHash)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(key(keyNAR, []byte(nixbase32.EncodeToString(h.Digest()))), spi.NARCid().Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := wb.Set(key(keyClosure, c.Bytes()), ent); err != nil {
+		return err
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("write closure index: %w", err)
+	}
+	return nil
+}
+
+func getCid(db *badger.DB, k []byte) (cid.Cid, error) {
+	var c cid.Cid
+	err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			var err error
+			c, err = cid.Cast(append([]byte(nil), v...))
+			return err
+		})
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return cid.Undef, ErrNotFound
+	}
+	return c, err
+}
+
+// LookupHashPart returns the CID of the StorePathInfo of the imported store
+// path whose hash part is h, or ErrNotFound.
+func LookupHashPart(db *badger.DB, h string) (cid.Cid, error) {
+	return getCid(db, key(keyHash, []byte(h)))
+}
+
+// LookupNAR returns the CID of the NAR whose SHA-256 is the nixbase32 string
+// h, or ErrNotFound.
+func LookupNAR(db *badger.DB, h string) (cid.Cid, error) {
+	return getCid(db, key(keyNAR, []byte(h)))
+}
+
+// List returns every imported closure, oldest first.
+func List(db *badger.DB) ([]ClosureSummary, error) {
+	var out []ClosureSummary
+	err := db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: keyClosure, PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			c, err := cid.Cast(item.KeyCopy(nil)[len(keyClosure):])
+			if err != nil {
+				return fmt.Errorf("closure index: bad key: %w", err)
+			}
+			var e closureEntry
+			if err := item.Value(func(v []byte) error { return json.Unmarshal(v, &e) }); err != nil {
+				return fmt.Errorf("closure index %s: %w", c, err)
+			}
+			out = append(out, ClosureSummary{CID: c, Root: e.Root, Paths: e.Paths, NarBytes: e.NarBytes, Imported: e.Imported})
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Imported.Before(out[j].Imported) })
+	return out, err
+}
+
+// inflight holds the CIDs written by imports still running on a store, so
+// that a GC in the middle of an import keeps them (they are pinned only at
+// the end). It is registered once per store as a GC root source.
+type inflight struct {
+	mu   sync.Mutex
+	cids map[string]*inflightRef
+}
+
+type inflightRef struct {
+	c cid.Cid
+	n int
+}
+
+var (
+	inflightMu  sync.Mutex
+	inflightFor = map[*store.Store]*inflight{}
+)
+
+func inflightOf(st *store.Store) *inflight {
+	inflightMu.Lock()
+	defer inflightMu.Unlock()
+	f := inflightFor[st]
+	if f == nil {
+		f = &inflight{cids: map[string]*inflightRef{}}
+		inflightFor[st] = f
+		st.RegisterRoots("closure/in-flight", func(context.Context) ([]cid.Cid, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			out := make([]cid.Cid, 0, len(f.cids))
+			for _, r := range f.cids {
+				out = append(out, r.c)
+			}
+			return out, nil
+		})
+	}
+	return f
+}
+
+func (f *inflight) add(c cid.Cid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.cids[c.KeyString()]
+	if r == nil {
+		r = &inflightRef{c: c}
+		f.cids[c.KeyString()] = r
+	}
+	r.n++
+}
+
+func (f *inflight) remove(cs []cid.Cid) {
+	f.mu.Lock()
+	for _, c := range cs {
+		if r := f.cids[c.KeyString()]; r != nil {
+			if r.n--; r.n <= 0 {
+				delete(f.cids, c.KeyString())
+			}
+		}
+	}
+	f.mu.Unlock()
+}

@@ -1,0 +1,114 @@
+package closure
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// LocalNix is the Source of the Nix installation on this machine: path infos
+// from `nix path-info --json --recursive`, NARs streamed from
+// `nix-store --dump`.
+type LocalNix struct {
+	// BinDir holds the nix and nix-store programs ("" = look them up in
+	// $PATH).
+	BinDir string
+	// Dir is the store directory (DefaultStoreDir if "").
+	Dir string
+	// Env, if not nil, is the environment of the Nix processes.
+	Env []string
+	// ExtraArgs are passed to `nix path-info` (e.g. "--store", "…").
+	ExtraArgs []string
+}
+
+// StoreDir implements Source.
+func (l *LocalNix) StoreDir() string {
+	if l.Dir == "" {
+		return DefaultStoreDir
+	}
+	return l.Dir
+}
+
+func (l *LocalNix) bin(name string) string {
+	if l.BinDir == "" {
+		return name
+	}
+	return filepath.Join(l.BinDir, name)
+}
+
+func (l *LocalNix) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, l.bin(name), args...)
+	if l.Env != nil {
+		cmd.Env = l.Env
+	}
+	return cmd
+}
+
+// Closure implements Source.
+func (l *LocalNix) Closure(ctx context.Context, root string) ([]PathInfo, error) {
+	args := append([]string{"--extra-experimental-features", "nix-command", "path-info", "--json", "--recursive"}, l.ExtraArgs...)
+	args = append(args, "--", root)
+	cmd := l.command(ctx, "nix", args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("%w: nix path-info --json --recursive %s: %v: %s", ErrSourceFailed, root, err, strings.TrimSpace(stderr.String()))
+	}
+	return ParsePathInfoJSON(out, l.StoreDir())
+}
+
+// NAR implements Source: the stdout of `nix-store --dump PATH`. Close waits
+// for the process and reports a non-zero exit with its stderr.
+func (l *LocalNix) NAR(ctx context.Context, pi PathInfo) (io.ReadCloser, error) {
+	cmd := l.command(ctx, "nix-store", "--dump", pi.Path)
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: nix-store --dump %s: %v", ErrSourceFailed, pi.Path, err)
+	}
+	return &cmdReader{r: out, cmd: cmd, stderr: stderr, what: "nix-store --dump " + pi.Path}, nil
+}
+
+type cmdReader struct {
+	r      io.ReadCloser
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	what   string
+	closed bool
+	eof    bool
+}
+
+func (c *cmdReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.eof = true
+	}
+	return n, err
+}
+
+func (c *cmdReader) Close() error {
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if !c.eof {
+		// The reader gave up early: stop the process, its exit status
+		// says nothing more.
+		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Wait()
+		return nil
+	}
+	if err := c.cmd.Wait(); err != nil {
+		return fmt.Errorf("%w: %s: %v: %s", ErrSourceFailed, c.what, err, strings.TrimSpace(c.stderr.String()))
+	}
+	return nil
+}
