@@ -33,8 +33,9 @@ const PolicyVersion = 1
 // be 0 and no approval verifies. A key's "keyid", when given, must equal
 // KeyID of its publicKey. Log keys are C2SP signed-note verifier keys
 // ("name+hash+base64"); a checkpoint is accepted for a log only when signed
-// by its key and cosigned by at least quorum distinct witness keys (Ed25519
-// signed-note keys, or C2SP tlog-cosignature keys). The boundary object is
+// by its key and cosigned by at least quorum distinct witness keys. Witness
+// keys are C2SP tlog-cosignature (cosignature/v1) verifier keys; a plain
+// Ed25519 signed-note verifier key is taken as its cosignature/v1 form. The boundary object is
 // the safety-boundary policy and is passed through uninterpreted.
 type Policy struct {
 	Version   int             `json:"version"`
@@ -174,9 +175,14 @@ func (p *Policy) compile() error {
 	}
 	p.witnesses = nil
 	for i, k := range p.Witnesses.Keys {
-		v, err := fnote.NewVerifier(k)
+		v, err := fnote.NewVerifierForCosignatureV1(k)
 		if err != nil {
 			return fmt.Errorf("%w: witnesses.keys[%d]: %v", ErrBadPolicy, i, err)
+		}
+		for _, w := range p.witnesses {
+			if w.Name() == v.Name() && w.KeyHash() == v.KeyHash() {
+				return fmt.Errorf("%w: witnesses.keys[%d]: %s listed twice", ErrBadPolicy, i, v.Name())
+			}
 		}
 		p.witnesses = append(p.witnesses, v)
 	}
