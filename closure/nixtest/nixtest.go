@@ -45,6 +45,9 @@ func Require(tb testing.TB) *Nix {
 	return n
 }
 
+// For returns n reporting to tb (a subtest or sub-benchmark).
+func (n *Nix) For(tb testing.TB) *Nix { return &Nix{tb: tb, Version: n.Version} }
+
 // Run runs a command and returns its stdout; a failure fails the test.
 func (n *Nix) Run(prog string, args ...string) string {
 	n.tb.Helper()
