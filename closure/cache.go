@@ -228,4 +228,3 @@ func (h *cacheHandler) serveNAR(w http.ResponseWriter, r *http.Request, name str
 	}
 	enc.Close()
 }
-
