@@ -114,6 +114,9 @@ func (p *diffParser) run() error {
 		case strings.HasPrefix(l, "diff --git "):
 			p.flushGit()
 			a, b, err := splitGitHeader(l[len("diff --git "):])
+			if err == nil && (a == "" || b == "") {
+				err = fmt.Errorf("diff --git header %q has an empty path", l)
+			}
 			if err != nil {
 				return p.errf("%v", err)
 			}

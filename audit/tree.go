@@ -3,6 +3,7 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
@@ -37,7 +38,8 @@ func NewTree() *Tree { return &Tree{r: rangeFactory.NewEmptyRange(0)} }
 // LoadTree restores a tree of size lines from its compact range hashes (see
 // Hashes).
 func LoadTree(size uint64, hashes [][]byte) (*Tree, error) {
-	r, err := rangeFactory.NewRange(0, size, hashes)
+	hashes = slices.Clone(hashes)
+	r, err := rangeFactory.NewRange(0, size, slices.Clone(hashes))
 	if err != nil {
 		return nil, fmt.Errorf("audit: load tree of size %d: %w", size, err)
 	}
@@ -67,7 +69,7 @@ func (t *Tree) Root() []byte {
 
 // Hashes returns the compact range: the hashes that, with Size, restore the
 // tree (LoadTree). There are at most log2(Size)+1 of them.
-func (t *Tree) Hashes() [][]byte { return t.r.Hashes() }
+func (t *Tree) Hashes() [][]byte { return slices.Clone(t.r.Hashes()) }
 
 // ErrProofBase is returned when a consistency proof is asked from a size
 // other than the one the tree was loaded at.
@@ -108,11 +110,16 @@ func (t *Tree) ConsistencyProof(from uint64) ([][]byte, error) {
 			if b < from {
 				return nil, fmt.Errorf("audit: consistency proof %d→%d needs node %v straddling the old size", from, to, id)
 			}
+			// Every node of a proof is a perfect subtree, so the compact
+			// range of its leaves is that one node.
+			if e > to {
+				return nil, fmt.Errorf("audit: consistency proof %d→%d names node %v beyond the tree", from, to, id)
+			}
 			r := rangeFactory.NewEmptyRange(b)
-			for _, lh := range t.new[b-from : min(e, to)-from] {
+			for _, lh := range t.new[b-from : e-from] {
 				_ = r.Append(lh, nil)
 			}
-			h, _ = r.GetRootHash(nil)
+			h = r.Hashes()[0]
 		}
 		hashes = append(hashes, h)
 	}
