@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/dgraph-io/badger/v4"
 	chunk "github.com/ipfs/boxo/chunker"
 	dag "github.com/ipfs/boxo/ipld/merkledag"
@@ -339,7 +340,10 @@ func (w *batchWriter) run() {
 		if err := w.s.putNew(w.ctx, b); err != nil {
 			w.err = err
 			close(w.failed)
+			continue
 		}
+		// Best effort: keep the add's resident set flat and the disk busy.
+		_ = kv.ReleaseLogPages(w.s.db)
 	}
 }
 
