@@ -77,8 +77,23 @@ func (l *Log) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ParseTilePath parses the part of a tile path after "tile/": "<L>/<N>" or
 // "<L>/<N>.p/<W>", or "entries/<N>[.p/<W>]" (level -1). Width 0 means a full
-// tile.
+// tile. Only the canonical spelling is accepted (no "00" levels).
 func ParseTilePath(p string) (level int, index uint64, width uint8, err error) {
+	level, index, width, err = parseTilePath(p)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	canon := layout.EntriesPath(index, width)
+	if level >= 0 {
+		canon = layout.TilePath(uint64(level), index, width)
+	}
+	if canon != "tile/"+p {
+		return 0, 0, 0, fmt.Errorf("tile path %q is not canonical (want %q)", p, canon)
+	}
+	return level, index, width, nil
+}
+
+func parseTilePath(p string) (level int, index uint64, width uint8, err error) {
 	if rest, ok := strings.CutPrefix(p, "entries/"); ok {
 		index, width, err = layout.ParseTileIndexPartial(rest)
 		if err != nil {
