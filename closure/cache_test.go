@@ -41,7 +41,7 @@ func serveCache(t *testing.T, top string, o CacheOptions) (string, signature.Pub
 
 func TestCacheNixCopy(t *testing.T) {
 	n := nixtest.Require(t)
-	top, built := testClosure(n, "cache")
+	top, built := testClosure(n, "common")
 	for _, comp := range []string{"none", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			n := n.For(t)
@@ -80,7 +80,7 @@ func TestCacheNixCopy(t *testing.T) {
 
 func TestCacheHandler(t *testing.T) {
 	n := nixtest.Require(t)
-	top, _ := testClosure(n, "handler")
+	top, _ := testClosure(n, "common")
 	url, pk, _ := serveCache(t, top, CacheOptions{})
 	get := func(p string) (int, string) {
 		resp, err := http.Get(url + p)

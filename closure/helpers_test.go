@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"io"
+	"sync"
 	"testing"
 
 	"github.com/agentix/agentix-store/closure/nixtest"
@@ -30,14 +31,25 @@ func newStore(tb testing.TB) (*store.Store, *badger.DB) {
 // data (a few hundred KiB) referenced by top. It returns top's path and the
 // paths in build order.
 func testClosure(n *nixtest.Nix, salt string) (string, []string) {
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if p, ok := built[salt]; ok {
+		return p[3], p
+	}
 	paths := n.Build(
 		nixtest.Drv{Name: "lib", Script: "/bin/mkdir -p $out/lib $out/share/empty; echo " + salt + " > $out/lib/a.txt; : > $out/lib/empty; /bin/ln -s a.txt $out/lib/link; /bin/ln -s /nonexistent $out/dangling; printf '#!/bin/sh\\necho hi\\n' > $out/lib/run; /bin/chmod +x $out/lib/run"},
 		nixtest.Drv{Name: "data", Script: "/bin/mkdir -p $out; /usr/bin/seq 1 60000 > $out/numbers; echo " + salt + " >> $out/numbers"},
 		nixtest.Drv{Name: "app", Script: "/bin/mkdir -p $out/bin; echo '#!${lib}/lib/run' > $out/bin/app; /bin/chmod +x $out/bin/app; /bin/ln -s ${lib}/lib $out/lib"},
 		nixtest.Drv{Name: "top", Script: "/bin/mkdir -p $out; echo ${app} ${data} > $out/refs; echo self $out >> $out/refs"},
 	)
+	built[salt] = paths
 	return paths[3], paths
 }
+
+var (
+	builtMu sync.Mutex
+	built   = map[string][]string{}
+)
 
 // lyingSource wraps a Source and rewrites path infos.
 type lyingSource struct {
@@ -92,3 +104,5 @@ func narDir(entries ...[2]string) []byte {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func storeExportOptions() store.ExportOptions { return store.ExportOptions{} }

@@ -14,7 +14,7 @@ import (
 func TestImportLocalNix(t *testing.T) {
 	n := nixtest.Require(t)
 	ctx := context.Background()
-	top, built := testClosure(n, "import")
+	top, built := testClosure(n, "common")
 	st, db := newStore(t)
 
 	var lastDone, lastTotal int64
@@ -89,7 +89,7 @@ func TestImportLocalNix(t *testing.T) {
 func TestImportRejects(t *testing.T) {
 	n := nixtest.Require(t)
 	ctx := context.Background()
-	top, built := testClosure(n, "reject")
+	top, built := testClosure(n, "common")
 	lib := built[0]
 	other := "/nix/store/00000000000000000000000000000000-other"
 
