@@ -46,7 +46,6 @@ func newAddCmd() *cobra.Command {
 				c, err := n.Store.Add(cmd.Context(), r, store.AddOptions{
 					Chunker:  chunker,
 					Pin:      pin,
-					PinName:  filepath.Base(name),
 					Progress: func(b int64) { done = b; bar.Set(b) },
 				})
 				bar.Done()
