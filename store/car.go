@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,8 @@ type ImportOptions struct {
 	// Progress, when set, is called with the number of input bytes read so
 	// far, while the CAR is read and verified.
 	Progress func(int64)
-	// TempDir is where a non-seekable input is spooled ("" = os.TempDir).
+	// TempDir is where a non-seekable input larger than 8 MiB is spooled
+	// ("" = os.TempDir).
 	TempDir string
 }
 
@@ -71,7 +73,8 @@ const importBatchBytes = 16 << 20
 //
 // A regular *os.File is read twice in place (and its blocks hashed on both
 // passes, so a file changed in between cannot slip bad bytes in); any other
-// reader is spooled to a private temporary file during the first pass.
+// reader is spooled during the first pass, in memory up to 8 MiB and to a
+// private temporary file (removed before ImportCAR returns) beyond that.
 // ImportCAR holds GCLock for its whole run.
 func (s *Store) ImportCAR(ctx context.Context, r io.Reader, o ImportOptions) (ImportResult, error) {
 	unlock := s.GCLock()
@@ -83,6 +86,7 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader, o ImportOptions) (Im
 		trusted bool
 		in      io.Reader
 		count   = &countingReader{r: r, progress: o.Progress}
+		sp      *spool
 	)
 	if f, ok := r.(*os.File); ok && isRegular(f) {
 		off, err := f.Seek(0, io.SeekCurrent)
@@ -91,19 +95,17 @@ func (s *Store) ImportCAR(ctx context.Context, r io.Reader, o ImportOptions) (Im
 		}
 		src, start, in = f, off, count
 	} else {
-		spool, err := os.CreateTemp(o.TempDir, "agentix-car-import-*")
-		if err != nil {
-			return ImportResult{}, fmt.Errorf("car import: spool: %w", err)
-		}
-		defer func() {
-			spool.Close()
-			os.Remove(spool.Name())
-		}()
-		src, trusted, in = spool, true, io.TeeReader(count, spool)
+		sp = &spool{dir: o.TempDir}
+		defer sp.close()
+		trusted, in = true, io.TeeReader(count, sp)
+		src = sp
 	}
 
 	// Pass 1: parse and verify everything, write nothing.
 	res, carLinks, carBad, err := s.verifyCAR(ctx, bufio.NewReaderSize(in, 1<<20), o.Pin)
+	if sp != nil && sp.err != nil {
+		return ImportResult{}, fmt.Errorf("car import: %w", sp.err)
+	}
 	if err != nil {
 		return ImportResult{}, err
 	}
@@ -420,4 +422,71 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 		c.progress(c.n)
 	}
 	return n, err
+}
+
+// spoolMemMax is how much of a non-seekable input ImportCAR keeps in memory
+// before spooling it to a temporary file instead.
+var spoolMemMax = 8 << 20
+
+// spool keeps what is written to it in memory up to spoolMemMax bytes, then
+// in a private temporary file, and reads it back through Seek and Read.
+type spool struct {
+	dir string
+	mem []byte
+	f   *os.File
+	r   io.ReadSeeker
+	err error
+}
+
+func (s *spool) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.f == nil && len(s.mem)+len(p) <= spoolMemMax {
+		s.mem = append(s.mem, p...)
+		return len(p), nil
+	}
+	if s.f == nil {
+		f, err := os.CreateTemp(s.dir, "agentix-car-import-*")
+		if err != nil {
+			s.err = fmt.Errorf("spool: %w", err)
+			return 0, s.err
+		}
+		s.f = f
+		if _, err := f.Write(s.mem); err != nil {
+			s.err = fmt.Errorf("spool: %w", err)
+			return 0, s.err
+		}
+		s.mem = nil
+	}
+	n, err := s.f.Write(p)
+	if err != nil {
+		s.err = fmt.Errorf("spool: %w", err)
+	}
+	return n, s.err
+}
+
+func (s *spool) Seek(off int64, whence int) (int64, error) {
+	if s.r == nil {
+		if s.f != nil {
+			s.r = s.f
+		} else {
+			s.r = bytes.NewReader(s.mem)
+		}
+	}
+	return s.r.Seek(off, whence)
+}
+
+func (s *spool) Read(p []byte) (int, error) {
+	if s.r == nil {
+		return 0, errors.New("spool: read before seek")
+	}
+	return s.r.Read(p)
+}
+
+func (s *spool) close() {
+	if s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+	}
 }

@@ -83,13 +83,18 @@ func stCAR(t testing.TB, version int, roots []cid.Cid, blks ...blocks.Block) []b
 	return out
 }
 
-// stInputs are the two ways ImportCAR reads: a plain reader (spooled) and a
-// regular file (read in place, twice).
+// stInputs are the ways ImportCAR reads: a plain reader (spooled in memory
+// or, past the limit, to a temporary file) and a regular file (read in place,
+// twice).
 var stInputs = []struct {
 	name string
 	open func(t testing.TB, data []byte) io.Reader
 }{
 	{"reader", func(_ testing.TB, data []byte) io.Reader { return bytes.NewReader(data) }},
+	{"reader spooled to disk", func(t testing.TB, data []byte) io.Reader {
+		t.Cleanup(store.SetSpoolMemMax(1024))
+		return bytes.NewReader(data)
+	}},
 	{"file", func(t testing.TB, data []byte) io.Reader {
 		p := filepath.Join(t.TempDir(), "in.car")
 		if err := os.WriteFile(p, data, 0o600); err != nil {
