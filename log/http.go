@@ -139,6 +139,12 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request, p string) {
 	if want == 0 {
 		want = tileWidth
 	}
+	// Serve only what the published checkpoint covers: nothing of a batch
+	// that is not yet durable.
+	if have := l.Size() >> (uint64(level) * tileHeight); index >= (have+tileWidth-1)/tileWidth || index*tileWidth+want > have {
+		httpError(w, http.StatusNotFound, "tile %d/%d of width %d is beyond log size %d", level, index, want, l.Size())
+		return
+	}
 	var t []byte
 	err = l.db.View(func(txn *badger.Txn) error {
 		var err error
