@@ -21,12 +21,15 @@ const PolicyVersion = 1
 //	  "version": 1,
 //	  "logs": [{"origin": "<checkpoint origin line>", "key": "<signed-note verifier key>"}],
 //	  "nodeKeys": [{"name": "...", "keyid": "<KeyID>", "publicKey": "<PKIX PEM>"}],
+//	  "nodes": [{"name": "...", "keys": [{"id": "<KeyID>", "pem": "<PKIX PEM>"}],
+//	             "nix_keys": ["name:base64"], "log": "<origin>"}],
 //	  "approvers": {"threshold": M, "keys": [<key>, ...]},
 //	  "witnesses": {"quorum": Q, "keys": ["<signed-note verifier key>", ...]},
 //	  "boundary": { ... }
 //	}
 //
-// nodeKeys sign the node's own predicates (audit-log, proposal, apply,
+// nodeKeys, and the keys of nodes (the form agentix-store init writes),
+// sign the node's own predicates (audit-log, proposal, apply,
 // running-config). An approval/v1 envelope counts only approver keys, and is
 // valid when at least threshold distinct approver keys signed it (m-of-n,
 // 1 ≤ m ≤ n); with no approver keys (single-operator mode) the threshold must
@@ -40,7 +43,8 @@ const PolicyVersion = 1
 type Policy struct {
 	Version   int             `json:"version"`
 	Logs      []LogPolicy     `json:"logs"`
-	NodeKeys  []KeyPolicy     `json:"nodeKeys"`
+	NodeKeys  []KeyPolicy     `json:"nodeKeys,omitempty"`
+	Nodes     []NodePolicy    `json:"nodes,omitempty"`
 	Approvers ApproverPolicy  `json:"approvers"`
 	Witnesses WitnessPolicy   `json:"witnesses"`
 	Boundary  json.RawMessage `json:"boundary,omitempty"`
@@ -67,6 +71,22 @@ type KeyPolicy struct {
 type ApproverPolicy struct {
 	Threshold int         `json:"threshold"`
 	Keys      []KeyPolicy `json:"keys"`
+}
+
+// NodePolicy describes one node as agentix-store init writes it into
+// <dir>/trust-policy.json: its attestation keys, Nix keys and log origin.
+// Its keys are node keys, like those of nodeKeys.
+type NodePolicy struct {
+	Name    string    `json:"name"`
+	Keys    []NodeKey `json:"keys"`
+	NixKeys []string  `json:"nix_keys,omitempty"`
+	Log     string    `json:"log,omitempty"`
+}
+
+// NodeKey is one attestation key of a NodePolicy.
+type NodeKey struct {
+	ID  string `json:"id,omitempty"`
+	PEM string `json:"pem"`
 }
 
 // WitnessPolicy is the witness keys and how many must cosign.
@@ -144,7 +164,13 @@ func (p *Policy) compile() error {
 		return NewKeySet(vs...), nil
 	}
 	var err error
-	if p.node, err = keys("nodeKeys", p.NodeKeys); err != nil {
+	nodeKeys := append([]KeyPolicy(nil), p.NodeKeys...)
+	for _, n := range p.Nodes {
+		for _, k := range n.Keys {
+			nodeKeys = append(nodeKeys, KeyPolicy{Name: n.Name, KeyID: k.ID, PublicKey: k.PEM})
+		}
+	}
+	if p.node, err = keys("nodeKeys", nodeKeys); err != nil {
 		return err
 	}
 	if p.approvers, err = keys("approvers.keys", p.Approvers.Keys); err != nil {
@@ -172,6 +198,11 @@ func (p *Policy) compile() error {
 			return fmt.Errorf("%w: logs[%d] (%s): key: %v", ErrBadPolicy, i, l.Origin, err)
 		}
 		p.logs[l.Origin] = v
+	}
+	for i, n := range p.Nodes {
+		if _, ok := p.logs[n.Log]; n.Log != "" && !ok {
+			return fmt.Errorf("%w: nodes[%d] (%s): log %q is not among the policy's logs", ErrBadPolicy, i, n.Name, n.Log)
+		}
 	}
 	p.witnesses = nil
 	for i, k := range p.Witnesses.Keys {

@@ -1,8 +1,11 @@
 package attest
 
 import (
+	"crypto/rand"
+
 	"encoding/json"
 	"errors"
+	"golang.org/x/mod/sumdb/note"
 	"os"
 	"strings"
 	"testing"
@@ -64,5 +67,39 @@ func TestParsePolicyRejects(t *testing.T) {
 				t.Fatalf("error %q does not mention %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// TestNodesFormPolicy parses the policy shape agentix-store init writes
+// (internal/node.OwnTrustPolicy).
+func TestNodesFormPolicy(t *testing.T) {
+	k := testKey(t, "")
+	_, vkey, _ := note.GenerateKey(rand.Reader, "n1")
+	pol := map[string]any{
+		"version": 1,
+		"logs":    []any{map[string]any{"origin": "n1", "key": vkey}},
+		"nodes": []any{map[string]any{
+			"name": "n1", "keys": []any{map[string]any{"id": k.KeyID(), "pem": string(k.PublicKeyPEM())}},
+			"nix_keys": []string{"n1:AAAA"}, "log": "n1",
+		}},
+		"approvers": map[string]any{"threshold": 0, "keys": []any{}},
+		"witnesses": map[string]any{"quorum": 0, "keys": []any{}},
+	}
+	b, _ := json.Marshal(pol)
+	p, err := ParsePolicy(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.NodeKeySet().Has(k.KeyID()) {
+		t.Fatal("node key from nodes[] not trusted")
+	}
+	env := sign(t, PayloadType, proposalStatement(t, "x"), k)
+	if _, err := VerifyEnvelope(env, p); err != nil {
+		t.Fatal(err)
+	}
+	pol["nodes"].([]any)[0].(map[string]any)["log"] = "elsewhere"
+	b, _ = json.Marshal(pol)
+	if _, err := ParsePolicy(b); !errors.Is(err, ErrBadPolicy) {
+		t.Fatalf("node naming an unknown log: %v", err)
 	}
 }
