@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/agentix/agentix-store/internal/daemon"
+	"github.com/agentix/agentix-store/internal/node"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +21,20 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the node daemon (initialises the data directory on first run)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(true)
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+			if a.json {
+				h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+			}
+			logger := slog.New(h)
+			dir, err := a.dir()
+			if err != nil {
+				return err
+			}
+			n, err := node.Open(dir, node.OpenOptions{Init: true, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -32,16 +46,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			var h slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-			if a.json {
-				h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-			}
-			logger := slog.New(h)
-			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name)
+			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name, "log", n.Config.Origin)
 			err = daemon.Serve(cmd.Context(), n, l, logger)
 			logger.Info("stopped")
 			return err

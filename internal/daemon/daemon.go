@@ -29,6 +29,7 @@ func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/ipfs/", gw)
+	mux.Handle("/log/", http.StripPrefix("/log", n.Log.Handler()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return logRequests(logger, mux), nil
 }

@@ -3,6 +3,10 @@
 //	/healthz        liveness ("ok")
 //	/ipfs/<cid>     trustless gateway subset over the local blocks
 //	                (?format=raw|car and the matching Accept types)
+//	/log/           the node's transparency log: C2SP tlog-tiles reads
+//	                (checkpoint, tile/…, tile/entries/…), JSON proofs, and
+//	                tlog-witness add-checkpoint for the peers it witnesses
+//	/metrics        Prometheus metrics
 //
 // Later capabilities mount under /log/, /nix/ and /api/v1/ per the
 // interface contract. Reads are public. The server shuts down gracefully:

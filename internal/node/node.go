@@ -2,6 +2,9 @@ package node
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -143,7 +146,7 @@ func Init(dir string, o InitOptions) (*InitResult, error) {
 	}{
 		{AttestKeyFile, AttestPubFile, func() ([]byte, []byte, error) { return generateAttestKey() }},
 		{LogKeyFile, LogPubFile, func() ([]byte, []byte, error) { return noteKey(cfg.Origin) }},
-		{WitnessKeyFile, WitnessPubFile, func() ([]byte, []byte, error) { return noteKey(cfg.Name + "-witness") }},
+		{WitnessKeyFile, WitnessPubFile, func() ([]byte, []byte, error) { return witnessKey(cfg.Name + "-witness") }},
 		{NixKeyFile, NixPubFile, func() ([]byte, []byte, error) { return nixKey(cfg.Name + "-1") }},
 	}
 	for _, g := range gens {
@@ -221,6 +224,37 @@ func noteKey(name string) ([]byte, []byte, error) {
 		return nil, nil, err
 	}
 	return []byte(skey + "\n"), []byte(vkey + "\n"), nil
+}
+
+// witnessKey makes a signed-note Ed25519 key whose public half is written as
+// a C2SP tlog-cosignature (cosignature/v1, type 0x04) verifier key, the key
+// form witness configurations name.
+func witnessKey(name string) ([]byte, []byte, error) {
+	skey, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	cv, err := CosignatureVKey(vkey)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []byte(skey + "\n"), []byte(cv + "\n"), nil
+}
+
+// CosignatureVKey turns an Ed25519 signed-note verifier key (type 0x01) into
+// the cosignature/v1 verifier key (type 0x04) of the same key pair, per
+// C2SP tlog-cosignature: same name and public key, algorithm byte 0x04, key
+// hash recomputed over the new encoding.
+func CosignatureVKey(vkey string) (string, error) {
+	name, rest, _ := strings.Cut(vkey, "+")
+	_, b64, _ := strings.Cut(rest, "+")
+	key, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(key) != 33 || (key[0] != 0x01 && key[0] != 0x04) {
+		return "", fmt.Errorf("not an Ed25519 note verifier key: %q", vkey)
+	}
+	key[0] = 0x04
+	h := sha256.Sum256(append([]byte(name+"\n"), key...))
+	return fmt.Sprintf("%s+%08x+%s", name, binary.BigEndian.Uint32(h[:4]), base64.StdEncoding.EncodeToString(key)), nil
 }
 
 func nixKey(name string) ([]byte, []byte, error) {

@@ -3,10 +3,14 @@ package node
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/agentix/agentix-store/internal/kv"
+	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // Node is an opened data directory.
@@ -15,6 +19,7 @@ type Node struct {
 	Config *Config
 	DB     *badger.DB
 	Store  *store.Store
+	Log    *tlog.Log
 }
 
 // OpenOptions configure Open.
@@ -23,10 +28,13 @@ type OpenOptions struct {
 	Init bool
 	// Name is passed to Init.
 	Name string
+	// Logger receives diagnostics (witness failures); nil discards them.
+	Logger *slog.Logger
 }
 
-// Open opens the node in dir. It fails with ErrNotInitialised (unless
-// o.Init) and with a *kv.LockedError when another process holds it.
+// Open opens the node in dir: its database, block store and log. It fails
+// with ErrNotInitialised (unless o.Init) and with a *kv.LockedError when
+// another process holds it.
 func Open(dir string, o OpenOptions) (*Node, error) {
 	cfg, err := LoadConfig(dir)
 	if errors.Is(err, ErrNotInitialised) && o.Init {
@@ -38,20 +46,72 @@ func Open(dir string, o OpenOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	lo, err := logOptions(dir, cfg, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	db, err := kv.Open(dir, kv.Options{})
 	if err != nil {
 		return nil, err
 	}
 	n := &Node{Dir: dir, Config: cfg, DB: db}
 	n.Store = store.New(db, store.Options{SyncWrites: cfg.SyncWrites})
+	if n.Log, err = tlog.Open(db, lo); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open log: %w", err)
+	}
 	return n, nil
 }
 
-// Close closes the database. Everything acknowledged before is durable.
-func (n *Node) Close() error {
-	if err := n.DB.Sync(); err != nil {
-		n.DB.Close()
-		return fmt.Errorf("sync database: %w", err)
+// logOptions builds the log's options from the config and keys.
+func logOptions(dir string, cfg *Config, logger *slog.Logger) (tlog.Options, error) {
+	var lo tlog.Options
+	skey, err := ReadKey(dir, LogKeyFile)
+	if err != nil {
+		return lo, err
 	}
-	return n.DB.Close()
+	if lo.Signer, err = note.NewSigner(skey); err != nil {
+		return lo, fmt.Errorf("%s: %w", LogKeyFile, err)
+	}
+	lo.Origin = cfg.Origin
+	wkey, err := ReadKey(dir, WitnessKeyFile)
+	if err != nil {
+		return lo, err
+	}
+	if lo.WitnessSigner, err = fnote.NewSignerForCosignatureV1(wkey); err != nil {
+		return lo, fmt.Errorf("%s: %w", WitnessKeyFile, err)
+	}
+	for _, w := range cfg.Witnesses {
+		v, err := fnote.NewVerifierForCosignatureV1(w.Key)
+		if err != nil {
+			return lo, fmt.Errorf("config: witness %s: key %q: %w", w.URL, w.Key, err)
+		}
+		lo.Witnesses = append(lo.Witnesses, tlog.WitnessConfig{URL: w.URL, Verifier: v})
+	}
+	lo.Peers = map[string]note.Verifier{}
+	for _, p := range cfg.Peers {
+		v, err := note.NewVerifier(p.Key)
+		if err != nil {
+			return lo, fmt.Errorf("config: peer %s: key %q: %w", p.Origin, p.Key, err)
+		}
+		lo.Peers[p.Origin] = v
+	}
+	if logger != nil {
+		lo.Logf = func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) }
+	}
+	return lo, nil
+}
+
+// Close stops the log (acknowledging nothing it has not made durable) and
+// closes the database.
+func (n *Node) Close() error {
+	var errs []error
+	if n.Log != nil {
+		errs = append(errs, n.Log.Close())
+	}
+	if err := n.DB.Sync(); err != nil {
+		errs = append(errs, fmt.Errorf("sync database: %w", err))
+	}
+	errs = append(errs, n.DB.Close())
+	return errors.Join(errs...)
 }
