@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/dgraph-io/badger/v4"
@@ -20,6 +22,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	pool "github.com/libp2p/go-buffer-pool"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -39,7 +42,7 @@ type AddOptions struct {
 // Tuning of the add pipeline. Memory held by one add is bounded by about
 // (readAhead + hash workers) chunks plus (writeQueue + 2) batches.
 const (
-	readAhead    = 16      // chunks read and hashed ahead of the DAG builder
+	readAhead    = 8       // chunks read and hashed ahead of the DAG builder
 	batchBytes   = 4 << 20 // bytes per write batch
 	batchBlocks  = 1024    // blocks per write batch
 	writeQueue   = 1       // full batches queued for the writer
@@ -338,9 +341,18 @@ func (w *batchWriter) run() {
 			continue
 		}
 		if err := w.s.putNew(w.ctx, b); err != nil {
+			err = noSpace(err)
 			w.err = err
 			close(w.failed)
 			continue
+		}
+		// The database has copied the bytes, and the builder has let go
+		// of the leaves (it keeps only their CIDs and sizes): hand the
+		// chunk buffers back to the pool the splitter takes them from.
+		for _, blk := range b {
+			if rn, ok := blk.(*dag.RawNode); ok {
+				pool.Put(rn.RawData())
+			}
 		}
 		// Best effort: keep the add's resident set flat and the disk busy.
 		_ = kv.ReleaseLogPages(w.s.db)
@@ -414,6 +426,23 @@ func (w *batchWriter) Remove(context.Context, cid.Cid) error {
 
 func (w *batchWriter) RemoveMany(context.Context, []cid.Cid) error {
 	return errors.New("store: remove during add is not supported")
+}
+
+// ErrNoSpace is returned (wrapped) by Add when the database could not grow
+// its files: the disk is full or a file size limit was hit. The blocks
+// already written stay unpinned, for GC to collect.
+var ErrNoSpace = errors.New("out of disk space (or over the file size limit)")
+
+// noSpace marks err with ErrNoSpace if it comes from ENOSPC or EFBIG.
+// Badger flattens the errors of its file operations into text, so the errno
+// is recognised by its message too.
+func noSpace(err error) error {
+	msg := err.Error()
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) ||
+		strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EFBIG.Error()) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 // putNew writes the blocks the store does not already hold, in one badger
