@@ -1,0 +1,588 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	dag "github.com/ipfs/boxo/ipld/merkledag"
+	ufs "github.com/ipfs/boxo/ipld/unixfs"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	ipld "github.com/ipfs/go-ipld-format"
+
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/schemas"
+	"github.com/agentix/agentix-store/store"
+)
+
+// Attester signs and publishes one attestation and returns its id. An
+// *attest.Publisher with the node's signer satisfies it through
+// PublisherAttester.
+type Attester interface {
+	Attest(ctx context.Context, predicateType string, subjects []attest.ResourceDescriptor, predicate any) (cid.Cid, error)
+}
+
+// PublisherAttester adapts an attest.Publisher and a signer to Attester.
+type PublisherAttester struct {
+	Publisher *attest.Publisher
+	Signer    *attest.Signer
+}
+
+func (p PublisherAttester) Attest(ctx context.Context, pt string, subjects []attest.ResourceDescriptor, pred any) (cid.Cid, error) {
+	r, err := p.Publisher.Attest(ctx, p.Signer, pt, subjects, pred)
+	return r.ID, err
+}
+
+// ApprovalSource returns the verified approvals known now (see Approval).
+type ApprovalSource func(ctx context.Context) ([]Approval, error)
+
+// Ingester stores Agentix workspaces' audit logs and proposals and keeps
+// their boundary state in the node's database.
+type Ingester struct {
+	Store *store.Store
+	DB    *badger.DB
+	// Policy is the boundary policy; nil is the built-in policy.
+	Policy *Policy
+	// Attester, if set, receives the audit-log/v1, proposal/v1 and apply/v1
+	// attestations of each ingest.
+	Attester Attester
+	// Approvals, if set, supplies approvals for rule 2.
+	Approvals ApprovalSource
+	// Now returns the time put in audit-log attestations (time.Now if nil).
+	Now func() time.Time
+}
+
+// NewIngester returns an Ingester and registers its snapshots, patches and
+// evidence with st as GC roots.
+func NewIngester(st *store.Store, db *badger.DB) *Ingester {
+	ing := &Ingester{Store: st, DB: db}
+	st.RegisterRoots("audit", ing.Roots)
+	return ing
+}
+
+// IngestOptions tune one ingest.
+type IngestOptions struct {
+	// Workspace names the workspace in the database and in records; empty
+	// means the absolute path of the workspace directory.
+	Workspace string
+	// VerifyPrefix re-reads the whole already-ingested prefix and checks
+	// its SHA-256, so an in-place edit that keeps every line length is also
+	// caught. Without it an ingest checks the file size and the last
+	// ingested line only (cost proportional to the new lines).
+	VerifyPrefix bool
+}
+
+// IngestResult reports one ingest.
+type IngestResult struct {
+	Workspace string `json:"workspace"`
+	// Unchanged is true when the file held no new complete line: nothing
+	// was stored.
+	Unchanged bool     `json:"unchanged"`
+	Snapshot  cid.Cid  `json:"snapshot"`
+	Previous  *cid.Cid `json:"previous,omitempty"`
+	Bytes     cid.Cid  `json:"bytes"`
+	Lines     int64    `json:"lines"`
+	Size      int64    `json:"size"`
+	NewLines  int64    `json:"newLines"`
+	Root      string   `json:"root"`
+	// Proof is the RFC 6962 consistency proof from the previous snapshot
+	// (hex hashes); empty for a first snapshot.
+	Proof        []string  `json:"consistencyProof,omitempty"`
+	Pending      int       `json:"pendingBytes,omitempty"`
+	Boundary     *Result   `json:"boundary"`
+	Attestations []cid.Cid `json:"attestations,omitempty"`
+	Evidence     *Evidence `json:"evidence,omitempty"`
+}
+
+// Tamper kinds: how a file failed to continue the accepted snapshot.
+const (
+	TamperTruncated = "truncated"
+	TamperEdited    = "edited"
+	TamperRemoved   = "removed"
+	TamperReordered = "reordered"
+)
+
+// Evidence records a file version that is not a continuation of the
+// accepted snapshot. Both versions stay stored.
+type Evidence struct {
+	Kind     string  `json:"kind"`
+	Line     int64   `json:"line"` // first line that differs (1-based)
+	Accepted cid.Cid `json:"accepted"`
+	Found    cid.Cid `json:"found"` // snapshot of the refused version
+	Time     string  `json:"time"`
+}
+
+// TamperError is returned by Ingest when the file does not continue the
+// accepted snapshot. It matches ErrNotAppendOnly.
+type TamperError struct {
+	Workspace string
+	Evidence  Evidence
+}
+
+func (e *TamperError) Error() string {
+	return fmt.Sprintf("audit log of %s: %v: line %d %s (accepted snapshot %s kept; this version stored as %s)",
+		e.Workspace, ErrNotAppendOnly, e.Evidence.Line, e.Evidence.Kind, e.Evidence.Accepted, e.Evidence.Found)
+}
+
+func (e *TamperError) Is(target error) bool { return target == ErrNotAppendOnly }
+
+// headState is the accepted snapshot of a workspace.
+type headState struct {
+	Seq         int64    `json:"seq"`
+	Size        int64    `json:"size"`
+	Lines       int64    `json:"lines"`
+	LastLineOff int64    `json:"lastLineOffset"`
+	LastLineSHA []byte   `json:"lastLineSha256"` // sha256 of [LastLineOff, Size)
+	Hashes      [][]byte `json:"compactRange"`
+	Root        []byte   `json:"root"`
+	PrefixSHA   []byte   `json:"prefixSha256State"` // marshalled sha256 state over [0, Size)
+	Snapshot    string   `json:"snapshot"`
+	Bytes       string   `json:"bytes"`
+}
+
+type historyEntry struct {
+	Snapshot     string   `json:"snapshot"`
+	Lines        int64    `json:"lines"`
+	Size         int64    `json:"size"`
+	Root         string   `json:"root"`
+	Proof        []string `json:"consistencyProof,omitempty"`
+	Attestations []string `json:"attestations,omitempty"`
+}
+
+func (ing *Ingester) now() time.Time {
+	if ing.Now != nil {
+		return ing.Now()
+	}
+	return time.Now()
+}
+
+func (ing *Ingester) loadHead(ws string) (*headState, error) {
+	var h headState
+	err := ing.DB.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(wsKey(ws, "head"))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, &h) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: load state of %s: %w", ws, err)
+	}
+	return &h, nil
+}
+
+// Ingest stores the new lines of root's .agentix/audit.jsonl and the patches
+// they name, checks the boundary and attests the result.
+//
+// The first ingest stores the file's complete lines as one UnixFS file
+// (the same CID as `ipfs add --cid-version=1` of those bytes). A later
+// ingest first checks that the file continues the accepted snapshot: not
+// shorter, and the last accepted line unchanged at its offset (and, with
+// VerifyPrefix, the SHA-256 of the whole accepted prefix). It then reads
+// only the bytes after the accepted size, stores them as a UnixFS file,
+// and links a UnixFS file node over (previous bytes, new bytes) as the new
+// snapshot's bytes: exact bytes, readable by any UnixFS reader, at a cost
+// proportional to the new lines. The new snapshot carries the consistency
+// proof from the previous one.
+//
+// A file that does not continue the accepted snapshot is compared line by
+// line with the stored bytes; the refused version is stored as a snapshot
+// of its own, recorded as Evidence, attested with a rule 4 violation, and
+// Ingest returns a *TamperError naming the first differing line. The
+// accepted snapshot stays the head.
+func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (*IngestResult, error) {
+	ws := o.Workspace
+	if ws == "" {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, err
+		}
+		ws = abs
+	}
+	path := filepath.Join(root, filepath.FromSlash(AuditLogPath))
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	head, err := ing.loadHead(ws)
+	if err != nil {
+		return nil, err
+	}
+	if head != nil {
+		ok, err := ing.continues(f, fi.Size(), head, o.VerifyPrefix)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return ing.refuse(ctx, root, ws, f, head)
+		}
+	}
+	return ing.extend(ctx, root, ws, f, head)
+}
+
+// continues reports whether the file (of size size) extends the accepted
+// snapshot h.
+func (ing *Ingester) continues(f *os.File, size int64, h *headState, full bool) (bool, error) {
+	if size < h.Size {
+		return false, nil
+	}
+	if h.Size == 0 {
+		return true, nil
+	}
+	tail := make([]byte, h.Size-h.LastLineOff)
+	if _, err := f.ReadAt(tail, h.LastLineOff); err != nil {
+		return false, fmt.Errorf("audit log: %w", err)
+	}
+	if s := sha256.Sum256(tail); !bytes.Equal(s[:], h.LastLineSHA) {
+		return false, nil
+	}
+	if full {
+		hs := sha256.New()
+		if _, err := io.Copy(hs, io.NewSectionReader(f, 0, h.Size)); err != nil {
+			return false, fmt.Errorf("audit log: %w", err)
+		}
+		want := sha256.New()
+		if err := want.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
+			return false, fmt.Errorf("audit: stored prefix hash state: %w", err)
+		}
+		if !bytes.Equal(hs.Sum(nil), want.Sum(nil)) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// patchCache stores each patch named during one ingest once: all lines of
+// one ingest see the bytes present at that moment.
+type patchCache struct {
+	ing   *Ingester
+	ctx   context.Context
+	root  string
+	ws    string
+	seen  map[string]PatchInfo
+	store bool
+}
+
+func (pc *patchCache) lookup(rel string) (PatchInfo, error) {
+	if pi, ok := pc.seen[rel]; ok {
+		return pi, nil
+	}
+	b, err := readPatch(pc.root, rel)
+	if errors.Is(err, fs.ErrNotExist) {
+		pc.seen[rel] = PatchInfo{}
+		return PatchInfo{}, nil
+	}
+	if err != nil {
+		return PatchInfo{}, err
+	}
+	sum := sha256.Sum256(b)
+	pi := PatchInfo{Found: true, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b))}
+	if pc.store {
+		c, err := pc.ing.storePatch(pc.ctx, pc.ws, rel, b, sum[:])
+		if err != nil {
+			return PatchInfo{}, err
+		}
+		pi.CID = c.String()
+	}
+	pc.seen[rel] = pi
+	return pi, nil
+}
+
+// storePatch stores patch bytes and their Patch record.
+func (ing *Ingester) storePatch(ctx context.Context, ws, rel string, b, sum []byte) (cid.Cid, error) {
+	fc, err := ing.Store.Add(ctx, bytes.NewReader(b), store.AddOptions{})
+	if err != nil {
+		return cid.Undef, fmt.Errorf("store patch %s: %w", rel, err)
+	}
+	files := []string{}
+	if ch, err := ParseDiff(b); err == nil {
+		files = FilesTouched(ch)
+	}
+	rec := &schemas.Patch{Bytes: fc, Sha256: sum, Size: int64(len(b)), Files: files, Workspace: ws, ProposalPath: rel}
+	return ing.putRecord(ctx, rec)
+}
+
+func (ing *Ingester) putRecord(ctx context.Context, r schemas.Record) (cid.Cid, error) {
+	blk, err := schemas.EncodeBlock(r)
+	if err != nil {
+		return cid.Undef, err
+	}
+	unlock := ing.Store.GCLock()
+	defer unlock()
+	if err := ing.Store.Blockstore().Put(ctx, blk); err != nil {
+		return cid.Undef, err
+	}
+	return blk.Cid(), nil
+}
+
+// extend ingests the lines after h (all lines when h is nil).
+func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+	var (
+		start, lines int64
+		tree         = NewTree()
+		prefix       = sha256.New()
+		err          error
+	)
+	if h != nil {
+		start, lines = h.Size, h.Lines
+		if tree, err = LoadTree(uint64(h.Lines), h.Hashes); err != nil {
+			return nil, err
+		}
+		if err := prefix.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
+			return nil, fmt.Errorf("audit: stored prefix hash state: %w", err)
+		}
+	}
+	state := newDBState(ing.DB, ws)
+	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true}
+	ev := NewEvaluator(ing.Policy, state, pc.lookup)
+	r := NewReader(io.NewSectionReader(f, start, 1<<62), lines+1, start)
+	var (
+		lastOff   int64 = -1
+		lastSHA   []byte
+		newProps  []ProposalRec
+		newApply  []int64
+		newLineCt int64
+	)
+	if h != nil {
+		lastOff, lastSHA = h.LastLineOff, h.LastLineSHA
+	}
+	for {
+		l, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		tree.Append(l.Raw)
+		prefix.Write(l.Raw)
+		prefix.Write([]byte{'\n'})
+		lastOff = l.Offset
+		s := sha256.New()
+		s.Write(l.Raw)
+		s.Write([]byte{'\n'})
+		lastSHA = s.Sum(nil)
+		if err := ev.Add(&l); err != nil {
+			return nil, err
+		}
+		if l.Err == nil {
+			switch e := &l.Entry; {
+			case (e.Action == ActionControllerRun || e.Action == ActionWorktreeRun) && e.ProposalSaved != nil:
+				if rel, ok := ResolvePath(*e.ProposalSaved); ok {
+					if p, ok, _ := state.Proposal(rel); ok && p.Line == l.Number {
+						newProps = append(newProps, p)
+					}
+				}
+			case e.Action == ActionApply && e.Result == ResultApplied:
+				newApply = append(newApply, l.Number)
+			}
+		}
+		newLineCt++
+	}
+	res := &IngestResult{Workspace: ws, Pending: len(r.Pending())}
+	if newLineCt == 0 && h != nil {
+		res.Unchanged = true
+		res.Lines, res.Size, res.Root = h.Lines, h.Size, hex.EncodeToString(h.Root)
+		res.Snapshot, _ = cid.Decode(h.Snapshot)
+		res.Bytes, _ = cid.Decode(h.Bytes)
+		return res, nil
+	}
+	end := r.Offset()
+	segment, err := ing.Store.Add(ctx, io.NewSectionReader(f, start, end-start), store.AddOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("store audit log: %w", err)
+	}
+	bytesC := segment
+	snap := &schemas.AuditLogSnapshot{Workspace: ws, Size: end, Lines: r.Lines(), Root: tree.Root()}
+	if h != nil {
+		prevBytes, err := cid.Decode(h.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		if bytesC, err = ing.concat(ctx, prevBytes, h.Size, segment, end-start); err != nil {
+			return nil, err
+		}
+		prev, err := cid.Decode(h.Snapshot)
+		if err != nil {
+			return nil, err
+		}
+		snap.Previous = &prev
+		res.Previous = &prev
+	}
+	snap.Bytes = bytesC
+	snapC, err := ing.putRecord(ctx, snap)
+	if err != nil {
+		return nil, err
+	}
+	var proofHex []string
+	if h != nil {
+		prf, err := tree.ConsistencyProof(uint64(h.Lines))
+		if err != nil {
+			return nil, err
+		}
+		if err := VerifyConsistency(uint64(h.Lines), tree.Size(), prf, h.Root, tree.Root()); err != nil {
+			return nil, fmt.Errorf("audit: internal error: consistency proof does not verify: %w", err)
+		}
+		for _, p := range prf {
+			proofHex = append(proofHex, hex.EncodeToString(p))
+		}
+	}
+	res.Snapshot, res.Bytes, res.Lines, res.Size = snapC, bytesC, r.Lines(), end
+	res.NewLines, res.Root, res.Proof = newLineCt, hex.EncodeToString(tree.Root()), proofHex
+
+	in := Inputs{}
+	if ing.Approvals != nil {
+		if in.Approvals, err = ing.Approvals(ctx); err != nil {
+			return nil, fmt.Errorf("approvals: %w", err)
+		}
+	}
+	if res.Boundary, err = ev.Result(r.Lines(), in); err != nil {
+		return nil, err
+	}
+	prefixState, err := prefix.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if ing.Attester != nil {
+		ids, err := ing.attest(ctx, ws, snapC, snap, prefix.Sum(nil), res.Boundary, newProps, newApply, state)
+		if err != nil {
+			return nil, err
+		}
+		res.Attestations = ids
+	}
+	if err := state.flush(); err != nil {
+		return nil, fmt.Errorf("audit: write state: %w", err)
+	}
+	nh := headState{Size: end, Lines: r.Lines(), LastLineOff: lastOff, LastLineSHA: lastSHA, Hashes: tree.Hashes(),
+		Root: tree.Root(), PrefixSHA: prefixState, Snapshot: snapC.String(), Bytes: bytesC.String()}
+	if h != nil {
+		nh.Seq = h.Seq + 1
+	}
+	he := historyEntry{Snapshot: snapC.String(), Lines: nh.Lines, Size: end, Root: res.Root, Proof: proofHex}
+	for _, id := range res.Attestations {
+		he.Attestations = append(he.Attestations, id.String())
+	}
+	err = ing.DB.Update(func(txn *badger.Txn) error {
+		hb, _ := json.Marshal(nh)
+		eb, _ := json.Marshal(he)
+		if err := txn.Set(wsKey(ws, "s", seqKey(nh.Seq)), eb); err != nil {
+			return err
+		}
+		return txn.Set(wsKey(ws, "head"), hb)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: write head: %w", err)
+	}
+	return res, nil
+}
+
+// maxConcatLinks bounds the links of a concatenation node before a new
+// level is started.
+const maxConcatLinks = 174
+
+// concat returns a UnixFS file whose bytes are those of a (aSize bytes)
+// followed by those of b (bSize bytes). If a is a file node without inline
+// data and with room for another link, its children are reused (each is a
+// complete UnixFS subtree with its recorded size), so the DAG grows one
+// level per 174 ingests rather than one per ingest.
+func (ing *Ingester) concat(ctx context.Context, a cid.Cid, aSize int64, b cid.Cid, bSize int64) (cid.Cid, error) {
+	bs := ing.Store.Blockstore()
+	type child struct {
+		c     cid.Cid
+		size  uint64 // file bytes
+		tsize uint64 // cumulative DAG size
+	}
+	tsizeOf := func(c cid.Cid) (uint64, error) {
+		blk, err := bs.Get(ctx, c)
+		if err != nil {
+			return 0, err
+		}
+		if c.Type() == cid.Raw {
+			return uint64(len(blk.RawData())), nil
+		}
+		nd, err := dag.DecodeProtobuf(blk.RawData())
+		if err != nil {
+			return 0, err
+		}
+		return nd.Size()
+	}
+	var kids []child
+	if a.Type() == cid.DagProtobuf {
+		blk, err := bs.Get(ctx, a)
+		if err != nil {
+			return cid.Undef, err
+		}
+		nd, err := dag.DecodeProtobuf(blk.RawData())
+		if err != nil {
+			return cid.Undef, err
+		}
+		fsn, err := ufs.FSNodeFromBytes(nd.Data())
+		if err == nil && fsn.Type() == ufs.TFile && len(fsn.Data()) == 0 && fsn.NumChildren() == len(nd.Links()) && len(nd.Links()) < maxConcatLinks {
+			for i, l := range nd.Links() {
+				kids = append(kids, child{l.Cid, fsn.BlockSize(i), l.Size})
+			}
+		}
+	}
+	if kids == nil {
+		ts, err := tsizeOf(a)
+		if err != nil {
+			return cid.Undef, err
+		}
+		kids = []child{{a, uint64(aSize), ts}}
+	}
+	ts, err := tsizeOf(b)
+	if err != nil {
+		return cid.Undef, err
+	}
+	kids = append(kids, child{b, uint64(bSize), ts})
+	fsn := ufs.NewFSNode(ufs.TFile)
+	nd := new(dag.ProtoNode)
+	for _, k := range kids {
+		fsn.AddBlockSize(k.size)
+		if err := nd.AddRawLink("", &ipld.Link{Cid: k.c, Size: k.tsize}); err != nil {
+			return cid.Undef, err
+		}
+	}
+	data, err := fsn.GetBytes()
+	if err != nil {
+		return cid.Undef, err
+	}
+	nd.SetData(data)
+	if err := nd.SetCidBuilder(cid.V1Builder{Codec: cid.DagProtobuf, MhType: 0x12, MhLength: -1}); err != nil {
+		return cid.Undef, err
+	}
+	blk, err := blocks.NewBlockWithCid(nd.RawData(), nd.Cid())
+	if err != nil {
+		return cid.Undef, err
+	}
+	unlock := ing.Store.GCLock()
+	defer unlock()
+	if err := bs.Put(ctx, blk); err != nil {
+		return cid.Undef, err
+	}
+	return blk.Cid(), nil
+}
+

@@ -1,0 +1,209 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/agentix/agentix-store/internal/kv"
+)
+
+// Key layout under kv.PrefixAudit ("x/"), per workspace name W (its bytes
+// escaped so that "/" cannot collide with the separators):
+//
+//	x/w/<W>/head            headState (JSON): the accepted snapshot
+//	x/w/<W>/s/<seq:020d>    historyEntry (JSON): every accepted snapshot
+//	x/w/<W>/e/<seq:020d>    Evidence (JSON): every refused version
+//	x/w/<W>/p/<rel>         ProposalRec (JSON), latest per patch path
+//	x/w/<W>/d/<request>     line (decimal) of the first denial of request
+//	x/w/<W>/a/<line:020d>   ApplyRec (JSON)
+//	x/w/<W>/v/<line:020d>/<i:04d> Violation (JSON)
+//	x/w/<W>/f/<line:020d>/<i:04d> Finding (JSON)
+//
+// Every per-line key is a function of the line, so re-evaluating a line
+// (after a crash between writing evaluator state and the head) rewrites the
+// same keys: the head, written last, is the commit point.
+func wsKey(ws string, parts ...string) []byte {
+	k := append(slices.Clone(kv.PrefixAudit), "w/"...)
+	k = append(k, escape(ws)...)
+	for _, p := range parts {
+		k = append(append(k, '/'), p...)
+	}
+	return k
+}
+
+func escape(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '/' || c == '%' {
+			b = append(b, fmt.Sprintf("%%%02x", c)...)
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func seqKey(n int64) string { return fmt.Sprintf("%020d", n) }
+
+// dbState is the evaluator State of one workspace in the database. Writes
+// are buffered in memory and written by flush; reads see the buffer first.
+type dbState struct {
+	db  *badger.DB
+	ws  string
+	buf map[string][]byte
+	// counts of violations/findings per line, for their key suffix
+	nv, nf map[int64]int
+}
+
+func newDBState(db *badger.DB, ws string) *dbState {
+	return &dbState{db: db, ws: ws, buf: map[string][]byte{}, nv: map[int64]int{}, nf: map[int64]int{}}
+}
+
+func (s *dbState) get(k []byte, v any) (bool, error) {
+	if b, ok := s.buf[string(k)]; ok {
+		return true, json.Unmarshal(b, v)
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *dbState) put(k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	s.buf[string(k)] = b
+	return nil
+}
+
+func (s *dbState) list(prefix []byte, each func([]byte) error) error {
+	seen := map[string]bool{}
+	keys := []string{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := string(it.Item().Key())
+			if _, ok := s.buf[k]; ok {
+				continue
+			}
+			seen[k] = true
+			if err := it.Item().Value(each); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for k := range s.buf {
+		if len(k) >= len(prefix) && k[:len(prefix)] == string(prefix) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := each(s.buf[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *dbState) Proposal(rel string) (ProposalRec, bool, error) {
+	var p ProposalRec
+	ok, err := s.get(wsKey(s.ws, "p", rel), &p)
+	return p, ok, err
+}
+func (s *dbState) PutProposal(p ProposalRec) error { return s.put(wsKey(s.ws, "p", p.Rel), p) }
+func (s *dbState) DeniedRequest(r string) (int64, bool, error) {
+	var l int64
+	ok, err := s.get(wsKey(s.ws, "d", r), &l)
+	return l, ok, err
+}
+func (s *dbState) PutDeniedRequest(r string, l int64) error {
+	if _, ok, err := s.DeniedRequest(r); ok || err != nil {
+		return err
+	}
+	return s.put(wsKey(s.ws, "d", r), l)
+}
+func (s *dbState) PutApply(a ApplyRec) error { return s.put(wsKey(s.ws, "a", seqKey(a.Line)), a) }
+func (s *dbState) Applies() ([]ApplyRec, error) {
+	var out []ApplyRec
+	err := s.list(wsKey(s.ws, "a", ""), func(b []byte) error {
+		var a ApplyRec
+		if err := json.Unmarshal(b, &a); err != nil {
+			return err
+		}
+		out = append(out, a)
+		return nil
+	})
+	slices.SortFunc(out, func(a, b ApplyRec) int { return int(a.Line - b.Line) })
+	return out, err
+}
+func (s *dbState) AddViolation(v Violation) error {
+	i := s.nv[v.Line]
+	s.nv[v.Line]++
+	return s.put(wsKey(s.ws, "v", seqKey(v.Line), fmt.Sprintf("%04d", i)), v)
+}
+func (s *dbState) Violations() ([]Violation, error) {
+	var out []Violation
+	err := s.list(wsKey(s.ws, "v", ""), func(b []byte) error {
+		var v Violation
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		v.restoreReason()
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+func (s *dbState) AddFinding(f Finding) error {
+	i := s.nf[f.Line]
+	s.nf[f.Line]++
+	return s.put(wsKey(s.ws, "f", seqKey(f.Line), fmt.Sprintf("%04d", i)), f)
+}
+func (s *dbState) Findings() ([]Finding, error) {
+	var out []Finding
+	err := s.list(wsKey(s.ws, "f", ""), func(b []byte) error {
+		var f Finding
+		if err := json.Unmarshal(b, &f); err != nil {
+			return err
+		}
+		out = append(out, f)
+		return nil
+	})
+	return out, err
+}
+
+// flush writes the buffered state.
+func (s *dbState) flush() error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for k, v := range s.buf {
+		if err := wb.Set([]byte(k), v); err != nil {
+			return err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return err
+	}
+	s.buf = map[string][]byte{}
+	return nil
+}
