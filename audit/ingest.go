@@ -585,4 +585,3 @@ func (ing *Ingester) concat(ctx context.Context, a cid.Cid, aSize int64, b cid.C
 	}
 	return blk.Cid(), nil
 }
-
