@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	chunk "github.com/ipfs/boxo/chunker"
@@ -78,6 +79,24 @@ func (c Chunker) String() string {
 		return DefaultChunker
 	}
 	return c.spec
+}
+
+// buzhashMin is boxo's buzhash minimum chunk size: an input shorter than this
+// is always one chunk.
+const buzhashMin = 128 << 10
+
+// singleChunkMax returns the largest input length that c always turns into
+// a single chunk (for an empty input: no chunk at all).
+func (c Chunker) singleChunkMax() int {
+	s := c.String()
+	if s == "buzhash" {
+		return buzhashMin - 1
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(s, "size-"))
+	if err != nil {
+		return 0
+	}
+	return n
 }
 
 // Splitter returns boxo's splitter for c over r.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -136,6 +137,35 @@ func (s *Store) addLocked(ctx context.Context, r io.Reader, ch Chunker, progress
 	if progress != nil {
 		r = &progressReader{r: r, fn: progress}
 	}
+
+	// Fast path: an input that the chunker always leaves in one chunk is a
+	// single raw leaf, which is also the root (what the balanced builder
+	// produces for one chunk, and for none: the empty raw block).
+	peek := pool.Get(ch.singleChunkMax() + 1)
+	recycle := true // false while the reader goroutine may still read peek
+	defer func() {
+		if recycle {
+			pool.Put(peek)
+		}
+	}()
+	n, err := io.ReadFull(r, peek)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		data := peek[:n]
+		c := rawLeafCid(data)
+		blk, err := blocks.NewBlockWithCid(data, c)
+		if err == nil {
+			err = s.putNew(ctx, []blocks.Block{blk})
+		}
+		if err != nil {
+			return cid.Undef, fmt.Errorf("add: %w", noSpace(err))
+		}
+		return c, nil
+	case err != nil:
+		return cid.Undef, fmt.Errorf("add: %w", err)
+	}
+	r = io.MultiReader(bytes.NewReader(peek), r)
+
 	ps := newPrehashSplitter(ctx, ch.Splitter(r))
 	w := newBatchWriter(ctx, s)
 
@@ -153,11 +183,14 @@ func (s *Store) addLocked(ctx context.Context, r io.Reader, ch Chunker, progress
 	if err != nil {
 		// Stop the reader without waiting for it: it may be blocked in
 		// r.Read. The blocks already written stay unpinned.
+		recycle = false
 		cancel()
 		_ = w.close()
 		return cid.Undef, fmt.Errorf("add: %w", err)
 	}
 	if err := w.close(); err != nil {
+		recycle = false
+		cancel()
 		return cid.Undef, fmt.Errorf("add: %w", err)
 	}
 	ps.wait()

@@ -20,8 +20,13 @@ import (
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
+	chunk "github.com/ipfs/boxo/chunker"
 	dag "github.com/ipfs/boxo/ipld/merkledag"
+	mdtest "github.com/ipfs/boxo/ipld/merkledag/test"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
+	"github.com/ipfs/boxo/ipld/unixfs/importer/helpers"
 	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // ufsOpen opens a real badger store in dir.
@@ -697,5 +702,68 @@ func TestAddOutOfDisk(t *testing.T) {
 	defer f.Close()
 	if got, err := io.ReadAll(f); err != nil || !bytes.Equal(got, mod251(1_000_000)) {
 		t.Fatalf("cat after reopen: %v", err)
+	}
+}
+
+// refCid is the root CID boxo's importer gives data with Kubo's
+// --cid-version=1 settings, built the plain way (sequential, in memory).
+func refCid(t *testing.T, data []byte, spec string) cid.Cid {
+	t.Helper()
+	spl, err := chunk.FromString(bytes.NewReader(data), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := helpers.DagBuilderParams{
+		Maxlinks:   helpers.DefaultLinksPerBlock,
+		RawLeaves:  true,
+		CidBuilder: cid.V1Builder{Codec: cid.DagProtobuf, MhType: mh.SHA2_256, MhLength: -1},
+		Dagserv:    mdtest.Mock(),
+	}
+	db, err := p.New(spl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nd, err := balanced.Layout(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nd.Cid()
+}
+
+// TestAddMatchesBoxoImporter compares Add with boxo's plain importer around
+// every size where the shape changes: the single-chunk fast path limits,
+// chunk boundaries and the 174-link boundary of the balanced layout.
+func TestAddMatchesBoxoImporter(t *testing.T) {
+	s, _ := ufsStore(t)
+	ctx := context.Background()
+	rnd := make([]byte, 5<<20)
+	newPRNG(3, int64(len(rnd))).Read(rnd)
+	for _, tc := range []struct {
+		spec  string
+		sizes []int
+	}{
+		{"size-262144", []int{0, 1, 262143, 262144, 262145, 524288, 524289}},
+		{"size-1000", []int{999, 1000, 1001, 174 * 1000, 174*1000 + 1, 174*174*1000 + 1}},
+		{"size-1", []int{1, 2, 175}},
+		{"buzhash", []int{1, 128<<10 - 1, 128 << 10, 128<<10 + 1, 512 << 10, 3 << 20}},
+	} {
+		for _, n := range tc.sizes {
+			t.Run(fmt.Sprintf("%s/%d", tc.spec, n), func(t *testing.T) {
+				var data []byte
+				if n > len(rnd) {
+					data = mod251(n)
+				} else {
+					data = rnd[:n]
+				}
+				want := refCid(t, data, tc.spec)
+				got, err := s.Add(ctx, bytes.NewReader(data), store.AddOptions{Chunker: tc.spec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !got.Equals(want) {
+					t.Fatalf("Add = %s, boxo importer gives %s", got, want)
+				}
+			})
+		}
 	}
 }
