@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/spf13/cobra"
+
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/audit"
+	"github.com/agentix/agentix-store/internal/node"
+)
+
+func init() { register(newIngestCmd) }
+
+func newIngestCmd() *cobra.Command {
+	var (
+		policyPath, trustPath, name string
+		verify, watch, noAttest     bool
+		interval                    time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "ingest WORKSPACE",
+		Short: "Ingest WORKSPACE/.agentix/audit.jsonl and its proposals, check the safety boundary, attest",
+		Long: `Ingest stores the audit log's exact bytes (incrementally: only lines after the
+last ingested snapshot are read), every proposal patch a line names, and
+attests the result: audit-log/v1 for the snapshot with the boundary verdict,
+proposal/v1 and apply/v1 for the lines that qualify.
+
+A file that is not a continuation of the last snapshot (truncated, a line
+edited, removed or reordered) is refused: both versions are kept and the
+first differing line is reported. By default the continuation check reads
+only the last ingested line; --verify re-reads the whole ingested prefix.
+
+Approvals (rule 2) are the approval/v1 attestations in this node's index
+whose signatures verify with the approver keys of the trust policy.`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws := args[0]
+			if _, err := os.Stat(filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))); err != nil {
+				return usagef("ingest: %s is not an Agentix workspace: %v", ws, err)
+			}
+			pol := &audit.Policy{}
+			if policyPath != "" {
+				var err error
+				if pol, err = audit.LoadPolicy(policyPath); err != nil {
+					return usagef("%v", err)
+				}
+			}
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ing := audit.NewIngester(n.Store, n.DB)
+			ing.Policy = pol
+			if !noAttest {
+				signer, err := attest.LoadSigner(filepath.Join(n.Dir, node.AttestKeyFile))
+				if err != nil {
+					return err
+				}
+				ing.Attester = audit.PublisherAttester{
+					Publisher: &attest.Publisher{Blocks: n.Store.Blockstore(), Log: n.Log, Index: attest.NewIndex(n.DB)},
+					Signer:    signer,
+				}
+			}
+			if !pol.SingleOperator() {
+				if trustPath == "" {
+					trustPath = filepath.Join(n.Dir, node.TrustPolicyFile)
+				}
+				tp, err := attest.LoadPolicy(trustPath)
+				if err != nil {
+					return fmt.Errorf("approver keys: %w", err)
+				}
+				ing.Approvals = indexedApprovals(n, tp.ApproverKeySet())
+			}
+			o := audit.IngestOptions{Workspace: name, VerifyPrefix: verify}
+			run := func(ctx context.Context) (*audit.IngestResult, error) {
+				r, err := ing.Ingest(ctx, ws, o)
+				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
+					if eerr := a.emit(cmd.OutOrStdout(), r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
+						return r, eerr
+					}
+				}
+				return r, err
+			}
+			if !watch {
+				_, err := run(cmd.Context())
+				return err
+			}
+			return watchIngest(cmd.Context(), ws, interval, run)
+		},
+	}
+	c.Flags().StringVar(&policyPath, "policy", "", "boundary policy file (tightens the built-in policy)")
+	c.Flags().StringVar(&trustPath, "trust-policy", "", "trust policy naming the approver keys (default <dir>/"+node.TrustPolicyFile+")")
+	c.Flags().StringVar(&name, "name", "", "workspace name in the store (default: its absolute path)")
+	c.Flags().BoolVar(&verify, "verify", false, "re-read and check the whole already-ingested prefix")
+	c.Flags().BoolVar(&watch, "watch", false, "keep following the audit log, ingesting and attesting as it grows")
+	c.Flags().DurationVar(&interval, "interval", time.Second, "with --watch, how often to look for new lines")
+	c.Flags().BoolVar(&noAttest, "no-attest", false, "store and check, but publish no attestations")
+	return c
+}
+
+// watchIngest polls the audit log's size and ingests whenever it changes,
+// until ctx is cancelled. A refused (tampered) version ends the watch.
+func watchIngest(ctx context.Context, ws string, every time.Duration, run func(context.Context) (*audit.IngestResult, error)) error {
+	path := filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))
+	var last int64 = -1
+	var lastMod time.Time
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		if fi.Size() != last || !fi.ModTime().Equal(lastMod) {
+			if _, err := run(ctx); err != nil {
+				return err
+			}
+			last, lastMod = fi.Size(), fi.ModTime()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// indexedApprovals returns the approval/v1 attestations of the node's index
+// that verify with the approver keys.
+func indexedApprovals(n *node.Node, ks *attest.KeySet) audit.ApprovalSource {
+	return func(ctx context.Context) ([]audit.Approval, error) {
+		recs, err := attest.NewIndex(n.DB).Search(attest.Query{PredicateType: attest.PredicateApproval})
+		if err != nil {
+			return nil, err
+		}
+		var envs [][]byte
+		for _, r := range recs {
+			c, err := cid.Decode(r.ID)
+			if err != nil {
+				continue
+			}
+			blk, err := n.Store.Blockstore().Get(ctx, c)
+			if err != nil {
+				return nil, fmt.Errorf("approval %s: %w", r.ID, err)
+			}
+			envs = append(envs, blk.RawData())
+		}
+		apps, _ := audit.VerifyApprovals(envs, ks) // unverifiable approvals do not count
+		return apps, nil
+	}
+}
+
+func printIngest(w io.Writer, r *audit.IngestResult) {
+	switch {
+	case r.Evidence != nil:
+		fmt.Fprintf(w, "REFUSED %s: line %d %s; accepted snapshot %s kept, this version stored as %s\n",
+			r.Workspace, r.Evidence.Line, r.Evidence.Kind, r.Evidence.Accepted, r.Evidence.Found)
+	case r.Unchanged:
+		fmt.Fprintf(w, "unchanged %s: %d lines, snapshot %s\n", r.Workspace, r.Lines, r.Snapshot)
+	default:
+		fmt.Fprintf(w, "ingested %s: %d new lines, %d lines (%d bytes), root %s\nsnapshot %s\n",
+			r.Workspace, r.NewLines, r.Lines, r.Size, r.Root, r.Snapshot)
+	}
+	if r.Pending > 0 {
+		fmt.Fprintf(w, "%d bytes of an incomplete last line not ingested yet\n", r.Pending)
+	}
+	if r.Boundary != nil {
+		printBoundary(w, r.Boundary)
+	}
+	for _, id := range r.Attestations {
+		fmt.Fprintf(w, "attestation %s\n", id)
+	}
+}
+
+func printBoundary(w io.Writer, b *audit.Result) {
+	mode := "approvers"
+	if b.SingleOperator {
+		mode = "single-operator (the human apply line stands as the approval)"
+	}
+	verdict := "HELD"
+	if !b.Passed {
+		verdict = "VIOLATED"
+	}
+	fmt.Fprintf(w, "boundary %s over %d lines, %d applies; policy %s, %s\n", verdict, b.Lines, b.Applies, b.Policy[:12], mode)
+	for i := range b.Violations {
+		fmt.Fprintf(w, "  violation: %v\n", &b.Violations[i])
+	}
+	for _, f := range b.Findings {
+		fmt.Fprintf(w, "  finding: line %d: %s\n", f.Line, f.Message)
+	}
+}
