@@ -12,22 +12,18 @@ import (
 	"github.com/agentix/agentix-store/internal/node"
 	tlog "github.com/agentix/agentix-store/log"
 	"github.com/spf13/cobra"
-	"golang.org/x/mod/sumdb/note"
 )
 
 func init() { register(newLogCmd) }
 
-// openNodeLog opens the node's transparency log with its checkpoint key.
+// openNodeLog returns the node's transparency log, opened by node.Open with
+// the node's checkpoint key, witnesses and peers. Closing it is harmless: the
+// node closes it again (Close is idempotent).
 func openNodeLog(n *node.Node) (*tlog.Log, error) {
-	skey, err := node.ReadKey(n.Dir, node.LogKeyFile)
-	if err != nil {
-		return nil, err
+	if n.Log == nil {
+		return nil, fmt.Errorf("%s: log not opened", n.Dir)
 	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", node.LogKeyFile, err)
-	}
-	return tlog.Open(n.DB, tlog.Options{Origin: n.Config.Origin, Signer: s})
+	return n.Log, nil
 }
 
 // withLog opens the node and its log, runs fn, and closes both.
