@@ -48,6 +48,7 @@ const (
 	batchBlocks  = 1024    // blocks per write batch
 	writeQueue   = 1       // full batches queued for the writer
 	maxHashProcs = 4       // parallel leaf hashers, at most
+	releaseEvery = 64      // blocks between kv.ReleaseLogPages calls
 )
 
 // Add imports the bytes of r as a UnixFS file and returns its root CID.
@@ -344,15 +345,16 @@ func (b prehashBuilder) WithCodec(c uint64) cid.Builder {
 // write batch each, skipping blocks the store already has. The first write
 // error is sticky: every later Add and close returns it.
 type batchWriter struct {
-	s      *Store
-	ctx    context.Context
-	batch  []blocks.Block
-	bytes  int
-	queue  chan []blocks.Block
-	failed chan struct{} // closed on the first write error
-	done   chan struct{} // closed when the writer goroutine exits
-	err    error         // set before failed is closed
-	closed bool
+	s       *Store
+	ctx     context.Context
+	batch   []blocks.Block
+	bytes   int
+	queue   chan []blocks.Block
+	failed  chan struct{} // closed on the first write error
+	done    chan struct{} // closed when the writer goroutine exits
+	err     error         // set before failed is closed
+	closed  bool
+	written int // blocks written since the last kv.ReleaseLogPages
 }
 
 func newBatchWriter(ctx context.Context, s *Store) *batchWriter {
@@ -388,7 +390,10 @@ func (w *batchWriter) run() {
 			}
 		}
 		// Best effort: keep the add's resident set flat and the disk busy.
-		_ = kv.ReleaseLogPages(w.s.db)
+		if w.written += len(b); w.written >= releaseEvery {
+			w.written = 0
+			_ = kv.ReleaseLogPages(w.s.db)
+		}
 	}
 }
 

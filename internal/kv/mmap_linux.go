@@ -9,10 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
 )
+
+// released holds the mappings ("start-end path") already released.
+var released sync.Map
 
 // ReleaseLogPages keeps a long write's footprint flat. Badger writes its value
 // log through a shared file mapping and keeps every value log file mapped,
@@ -34,6 +38,8 @@ import (
 // systems other than Linux, and best-effort: errors are returned for
 // logging only, the database is unaffected.
 func ReleaseLogPages(db *badger.DB) error {
+	// Each finished file's mapping is released once; pages that reads bring
+	// back stay (they are the read cache).
 	opts := db.Opts()
 	if opts.InMemory || opts.ValueDir == "" {
 		return nil
@@ -93,9 +99,14 @@ func ReleaseLogPages(db *badger.DB) error {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
+		key := f[0] + " " + f[5]
+		if _, done := released.Load(key); done {
+			continue
+		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); e != 0 {
 			return e
 		}
+		released.Store(key, struct{}{})
 	}
 	return sc.Err()
 }
