@@ -61,7 +61,7 @@ func (ing *Ingester) attestLog(ctx context.Context, ws string, sc cid.Cid, snap 
 // proposal line that qualifies (source_modified false, patch stored) and
 // apply/v1 for each new apply line that held rules 1 and 2.
 func (ing *Ingester) attest(ctx context.Context, ws string, sc cid.Cid, snap *schemas.AuditLogSnapshot, bytesSHA []byte,
-	b *Result, props []ProposalRec, applies []int64, state State) ([]cid.Cid, error) {
+	b *Result, props []ProposalRec, applies []int64, state *dbState) ([]cid.Cid, error) {
 	id, err := ing.attestLog(ctx, ws, sc, snap, bytesSHA, b)
 	if err != nil {
 		return nil, err
@@ -92,16 +92,11 @@ func (ing *Ingester) attest(ctx context.Context, ws string, sc cid.Cid, snap *sc
 	if len(applies) == 0 {
 		return ids, nil
 	}
-	all, err := state.Applies()
-	if err != nil {
-		return nil, err
-	}
-	want := map[int64]bool{}
-	for _, l := range applies {
-		want[l] = true
-	}
-	for _, a := range all {
-		if !want[a.Line] || !a.Rule1 || bad[a.Line] || !a.Patch.Found {
+	for _, line := range applies {
+		var a ApplyRec
+		if ok, err := state.get(wsKey(state.ws, "a", seqKey(line)), &a); err != nil {
+			return nil, err
+		} else if !ok || !a.Rule1 || bad[a.Line] || !a.Patch.Found {
 			continue
 		}
 		pred := attest.ApplyPredicate{Workspace: ws, Patch: patchRef(a.Patch, a.Rel),

@@ -449,12 +449,24 @@ func (ev *Evaluator) Result(lines int64, in Inputs) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	applies, err := ev.state.Applies()
-	if err != nil {
-		return nil, err
+	// Rules 2 and 5 look at every apply; in single-operator mode without
+	// running configs nothing does, and a State that counts its applies
+	// spares reading them (keeping an incremental ingest's cost
+	// proportional to its new lines).
+	var applies []ApplyRec
+	nApplies := 0
+	if c, ok := ev.state.(interface{ ApplyCount() (int, error) }); ok && ev.policy.SingleOperator() && len(in.RunningConfigs) == 0 {
+		if nApplies, err = c.ApplyCount(); err != nil {
+			return nil, err
+		}
+	} else {
+		if applies, err = ev.state.Applies(); err != nil {
+			return nil, err
+		}
+		nApplies = len(applies)
 	}
 	res := &Result{SingleOperator: ev.policy.SingleOperator(), Policy: ev.policy.Digest(), Lines: lines,
-		Applies: len(applies), Findings: slices.Clone(findings)}
+		Applies: nApplies, Findings: slices.Clone(findings)}
 	viols = append(viols, in.AppendOnly...)
 	rule2 := map[int64]bool{}
 	if !res.SingleOperator {

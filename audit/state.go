@@ -20,6 +20,7 @@ import (
 //	x/w/<W>/p/<rel>         ProposalRec (JSON), latest per patch path
 //	x/w/<W>/d/<request>     line (decimal) of the first denial of request
 //	x/w/<W>/a/<line:020d>   ApplyRec (JSON)
+//	x/w/<W>/n/applies       number of ApplyRecs (JSON)
 //	x/w/<W>/v/<line:020d>/<i:04d> Violation (JSON)
 //	x/w/<W>/f/<line:020d>/<i:04d> Finding (JSON)
 //
@@ -142,7 +143,29 @@ func (s *dbState) PutDeniedRequest(r string, l int64) error {
 	}
 	return s.put(wsKey(s.ws, "d", r), l)
 }
-func (s *dbState) PutApply(a ApplyRec) error { return s.put(wsKey(s.ws, "a", seqKey(a.Line)), a) }
+func (s *dbState) PutApply(a ApplyRec) error {
+	k := wsKey(s.ws, "a", seqKey(a.Line))
+	var old ApplyRec
+	if ok, err := s.get(k, &old); err != nil {
+		return err
+	} else if !ok {
+		n, err := s.ApplyCount()
+		if err != nil {
+			return err
+		}
+		if err := s.put(wsKey(s.ws, "n", "applies"), n+1); err != nil {
+			return err
+		}
+	}
+	return s.put(k, a)
+}
+
+// ApplyCount is the number of applies recorded.
+func (s *dbState) ApplyCount() (int, error) {
+	var n int
+	_, err := s.get(wsKey(s.ws, "n", "applies"), &n)
+	return n, err
+}
 func (s *dbState) Applies() ([]ApplyRec, error) {
 	var out []ApplyRec
 	err := s.list(wsKey(s.ws, "a", ""), func(b []byte) error {
