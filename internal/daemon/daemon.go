@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -30,6 +31,8 @@ func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
 	})
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/log/", http.StripPrefix("/log", n.Log.Handler()))
+	mux.Handle("/api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
+	mux.Handle("/api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return logRequests(logger, mux), nil
 }

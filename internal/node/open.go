@@ -1,14 +1,17 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/kv"
 	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -20,6 +23,9 @@ type Node struct {
 	DB     *badger.DB
 	Store  *store.Store
 	Log    *tlog.Log
+	// Attest indexes the node's published attestations (by subject,
+	// predicate type and signer).
+	Attest *attest.Index
 }
 
 // OpenOptions configure Open.
@@ -60,6 +66,23 @@ func Open(dir string, o OpenOptions) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("open log: %w", err)
 	}
+	n.Attest = attest.NewIndex(db)
+	// Every published attestation's envelope block is a GC root.
+	n.Store.RegisterRoots("attestations", func(ctx context.Context) ([]cid.Cid, error) {
+		recs, err := n.Attest.Search(attest.Query{})
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]cid.Cid, 0, len(recs))
+		for _, r := range recs {
+			c, err := cid.Decode(r.ID)
+			if err != nil {
+				return nil, fmt.Errorf("attestation index: %w", err)
+			}
+			ids = append(ids, c)
+		}
+		return ids, nil
+	})
 	return n, nil
 }
 
