@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/spf13/cobra"
 )
@@ -41,7 +42,36 @@ func newInitCmd() *cobra.Command {
 }
 
 func newKeyCmd() *cobra.Command {
-	c := &cobra.Command{Use: "key", Short: "Show the node's keys"}
+	c := &cobra.Command{Use: "key", Short: "Show the node's keys; generate keys for approvers"}
+	var alg, out string
+	gen := &cobra.Command{
+		Use:   "generate --out FILE [--alg ed25519|ecdsa-p256]",
+		Short: "Write a new attestation key pair: FILE (private, PKCS#8 PEM, 0600) and FILE.pub; never overwrites",
+		Args:  exactArgs(0),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usagef("key generate: --out FILE is required")
+			}
+			priv, pub, err := attest.GenerateKey(alg)
+			if err != nil {
+				return usagef("key generate: %v", err)
+			}
+			if err := attest.WriteKeyFiles(out, out+".pub", priv, pub); err != nil {
+				return err
+			}
+			v, err := attest.LoadVerifier(pub)
+			if err != nil {
+				return err
+			}
+			res := map[string]string{"private_key": out, "public_key": out + ".pub", "key_id": v.KeyID(), "algorithm": v.Algorithm()}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s  %s (%s, public key in %s.pub)\n", v.KeyID(), out, v.Algorithm(), out)
+			})
+		},
+	}
+	gen.Flags().StringVar(&alg, "alg", attest.AlgEd25519, "key algorithm: ed25519 or ecdsa-p256")
+	gen.Flags().StringVar(&out, "out", "", "private key file to create (the public key goes to FILE.pub)")
+	c.AddCommand(gen)
 	c.AddCommand(&cobra.Command{
 		Use:   "show",
 		Short: "Print the node's public keys: attestation key (PEM + key id), log note key, witness key, Nix key",

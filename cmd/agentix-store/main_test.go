@@ -151,3 +151,25 @@ func TestUsageErrorsExit2(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyGenerateNeverOverwrites(t *testing.T) {
+	dir := initDir(t)
+	k := filepath.Join(t.TempDir(), "approver.key")
+	var res struct {
+		KeyID string `json:"key_id"`
+	}
+	if err := json.Unmarshal(ok(t, dir, nil, "key", "generate", "--json", "--alg", "ecdsa-p256", "--out", k), &res); err != nil || len(res.KeyID) != 64 {
+		t.Fatalf("key generate: %v %+v", err, res)
+	}
+	before, _ := os.ReadFile(k)
+	if r := run(t, dir, nil, "key", "generate", "--out", k); r.code != 1 || !bytes.Contains(r.stderr, []byte("exists")) {
+		t.Fatalf("second generate: exit %d, %q", r.code, r.stderr)
+	}
+	after, _ := os.ReadFile(k)
+	if !bytes.Equal(before, after) {
+		t.Fatal("key generate overwrote a key")
+	}
+	if r := run(t, dir, nil, "key", "generate", "--alg", "rsa", "--out", k+"2"); r.code != 2 {
+		t.Fatalf("unknown alg: exit %d", r.code)
+	}
+}
