@@ -13,6 +13,8 @@ import (
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // newStore opens a real badger store in a temporary directory.
@@ -106,3 +108,11 @@ func narDir(entries ...[2]string) []byte {
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func storeExportOptions() store.ExportOptions { return store.ExportOptions{} }
+
+func rawLeafForTest(tb testing.TB) cid.Cid {
+	h, err := mh.Sum([]byte("nar"), mh.SHA2_256, -1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cid.NewCidV1(cid.Raw, h)
+}
