@@ -192,3 +192,15 @@ func LoadClosure(ctx context.Context, st *store.Store, c cid.Cid) (*Closure, err
 }
 
 func cidLink(c cid.Cid) datamodel.Link { return cidlink.Link{Cid: c} }
+
+// decodeMultihashDigest returns the SHA-256 digest inside c.
+func decodeMultihashDigest(c cid.Cid) ([]byte, error) {
+	d, err := mh.Decode(c.Hash())
+	if err != nil {
+		return nil, err
+	}
+	if d.Code != mh.SHA2_256 {
+		return nil, fmt.Errorf("%w: %s is not a sha2-256 CID", ErrBadRecord, c)
+	}
+	return d.Digest, nil
+}
