@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/closure"
+	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/internal/progress"
+	"github.com/agentix/agentix-store/store"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newClosureCmd) }
+
+func newClosureCmd() *cobra.Command {
+	c := &cobra.Command{Use: "closure", Short: "Nix system closures: import, verify, list, diff, export, attest"}
+	c.AddCommand(newClosureImportCmd(), newClosureExportCmd(), newClosureVerifyCmd(),
+		newClosureLsCmd(), newClosureDiffCmd(), newClosureAttestCmd())
+	return c
+}
+
+func newClosureImportCmd() *cobra.Command {
+	var from, car string
+	var jobs int
+	c := &cobra.Command{
+		Use:   "import [--from file:///DIR|http://URL] STORE_PATH | import --car FILE|-",
+		Short: "Import the closure of a store path from the local Nix or a binary cache, or a closure CAR; print the Closure CID",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if car != "" {
+				if len(args) != 0 {
+					return usagef("closure import --car takes no STORE_PATH")
+				}
+				return nil
+			}
+			return exactArgs(1)(cmd, args)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			ctx := cmd.Context()
+			if car != "" {
+				r, _, err := openInput(car)
+				if err != nil {
+					return err
+				}
+				defer r.Close()
+				res, err := closure.ImportCAR(ctx, n.Store, n.DB, bufio.NewReaderSize(r, 1<<20))
+				if err != nil {
+					return err
+				}
+				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+					fmt.Fprintf(w, "%s  %s (%d paths, verified)\n", res.Closure, res.Root, res.Paths)
+				})
+			}
+			var src closure.Source = &closure.LocalNix{}
+			if from != "" {
+				bc, err := closure.NewBinaryCache(ctx, from, nil)
+				if err != nil {
+					return err
+				}
+				src = bc
+			}
+			var bar *progress.Bar
+			res, err := closure.Import(ctx, n.Store, n.DB, src, args[0], closure.ImportOptions{
+				Jobs: jobs,
+				Progress: func(done, total int64) {
+					if bar == nil {
+						bar = progress.New(total, "import", a.json)
+					}
+					bar.Set(done)
+				},
+			})
+			bar.Done()
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "%s  %s (%d paths, %d NAR bytes, %d reused)\n", res.Closure, res.Root, res.Paths, res.NarBytes, res.Reused)
+			})
+		},
+	}
+	c.Flags().StringVar(&from, "from", "", "binary cache to import from (file:///DIR or http(s)://URL) instead of the local Nix")
+	c.Flags().StringVar(&car, "car", "", "import a closure CAR written by `closure export` (FILE or - for stdin)")
+	c.Flags().IntVar(&jobs, "jobs", 2, "NARs imported at once")
+	return c
+}
+
+func newClosureExportCmd() *cobra.Command {
+	var out string
+	c := &cobra.Command{
+		Use:   "export [-o FILE] CLOSURE_CID",
+		Short: "Write a whole closure (records and NARs) as one CAR (stdout unless -o)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseCID(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			var w io.Writer = cmd.OutOrStdout()
+			if out != "" && out != "-" {
+				f, err := os.Create(out)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			bw := bufio.NewWriterSize(w, 1<<20)
+			if err := closure.ExportCAR(cmd.Context(), n.Store, id, bw); err != nil {
+				return err
+			}
+			return bw.Flush()
+		},
+	}
+	c.Flags().StringVarP(&out, "output", "o", "", "output file")
+	return c
+}
+
+func newClosureVerifyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "verify CLOSURE_CID",
+		Short: "Re-check every NAR hash and size, NAR structure and completeness of a stored closure",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseCID(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			res, err := closure.Verify(cmd.Context(), n.Store, id)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "ok  %s  %s (%d paths, %d NAR bytes)\n", res.Closure, res.Root, res.Paths, res.NarBytes)
+			})
+		},
+	}
+}
+
+type lsEntry struct {
+	Path    string   `json:"path"`
+	NarHash string   `json:"narHash"`
+	NarSize int64    `json:"narSize"`
+	Refs    []string `json:"references"`
+	Info    string   `json:"info"`
+	NAR     string   `json:"nar"`
+}
+
+func newClosureLsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls [CLOSURE_CID]",
+		Short: "List imported closures, or the store paths of one closure",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if len(args) == 0 {
+				list, err := closure.List(n.DB)
+				if err != nil {
+					return err
+				}
+				if list == nil {
+					list = []closure.ClosureSummary{}
+				}
+				return a.emit(cmd.OutOrStdout(), list, func(w io.Writer) {
+					for _, s := range list {
+						fmt.Fprintf(w, "%s  %s  %d paths  %d bytes  %s\n", s.CID, s.Root, s.Paths, s.NarBytes, s.Imported.Format(time.RFC3339))
+					}
+				})
+			}
+			id, err := store.ParseCID(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			_, entries, err := closure.Load(cmd.Context(), n.Store, id)
+			if err != nil {
+				return err
+			}
+			out := make([]lsEntry, len(entries))
+			for i, e := range entries {
+				out[i] = lsEntry{Path: e.Path, NarHash: e.NarHashString(), NarSize: e.NarSize, Refs: e.References, Info: e.Info.String(), NAR: e.NAR.String()}
+				if out[i].Refs == nil {
+					out[i].Refs = []string{}
+				}
+			}
+			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				for _, e := range out {
+					fmt.Fprintf(w, "%s  %s  %d\n", e.Path, e.NarHash, e.NarSize)
+				}
+			})
+		},
+	}
+}
+
+func newClosureDiffCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "diff CLOSURE_A CLOSURE_B",
+		Short: "Store paths added, removed and changed from closure A to closure B",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ca, err := store.ParseCID(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			cb, err := store.ParseCID(args[1])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			d, err := closure.Diff(cmd.Context(), n.Store, ca, cb)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), d, func(w io.Writer) {
+				for _, p := range d.Removed {
+					fmt.Fprintf(w, "- %s\n", p)
+				}
+				for _, p := range d.Added {
+					fmt.Fprintf(w, "+ %s\n", p)
+				}
+				for _, c := range d.Changed {
+					if c.From == c.To {
+						fmt.Fprintf(w, "~ %s (same path, different NAR)\n", c.From)
+					} else {
+						fmt.Fprintf(w, "~ %s: %s -> %s\n", c.Name, c.From, c.To)
+					}
+				}
+			})
+		},
+	}
+}
+
+func newClosureAttestCmd() *cobra.Command {
+	var commit, keyPath string
+	var applies []string
+	var generation int64
+	c := &cobra.Command{
+		Use:   "attest [--commit SHA] [--apply ID]... [--generation N] CLOSURE_CID",
+		Short: "Verify a stored closure, then sign a running-config/v1 attestation for it, store and log it; print its id and log index",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := store.ParseCID(args[0])
+			if err != nil {
+				return usagef("%v", err)
+			}
+			n, err := a.open(false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if keyPath == "" {
+				keyPath = filepath.Join(n.Dir, node.AttestKeyFile)
+			}
+			signer, err := attest.LoadSigner(keyPath)
+			if err != nil {
+				return err
+			}
+			env, err := closure.RunningConfig(cmd.Context(), n.Store, id, closure.RunningConfigOptions{
+				ConfigCommit: strings.ToLower(commit), Applies: applies, Generation: generation, Time: time.Now(),
+			}, signer)
+			if err != nil {
+				return err
+			}
+			l, err := openNodeLog(n)
+			if err != nil {
+				return err
+			}
+			pub := &attest.Publisher{Blocks: n.Store.Blockstore(), Log: l, Index: attest.NewIndex(n.DB)}
+			p, err := pub.Publish(cmd.Context(), env)
+			if err != nil {
+				return err
+			}
+			res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
+		},
+	}
+	c.Flags().StringVar(&commit, "commit", "", "configuration commit (git SHA-1 or SHA-256 hex) the system was built from")
+	c.Flags().StringArrayVar(&applies, "apply", nil, "id of an apply/v1 attestation included in the configuration (repeatable, oldest first)")
+	c.Flags().Int64Var(&generation, "generation", 0, "NixOS system generation number")
+	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: <dir>/"+node.AttestKeyFile+")")
+	return c
+}
+
