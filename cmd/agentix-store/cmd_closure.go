@@ -307,4 +307,3 @@ func newClosureAttestCmd() *cobra.Command {
 	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: <dir>/"+node.AttestKeyFile+")")
 	return c
 }
-
