@@ -44,7 +44,7 @@ type AddOptions struct {
 // (readAhead + hash workers) chunks plus (writeQueue + 2) batches.
 const (
 	readAhead    = 8       // chunks read and hashed ahead of the DAG builder
-	batchBytes   = 4 << 20 // bytes per write batch
+	batchBytes   = 2 << 20 // bytes per write batch
 	batchBlocks  = 1024    // blocks per write batch
 	writeQueue   = 1       // full batches queued for the writer
 	maxHashProcs = 4       // parallel leaf hashers, at most
