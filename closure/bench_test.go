@@ -1,0 +1,247 @@
+package closure
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/agentix/agentix-store/closure/nixtest"
+	"github.com/agentix/agentix-store/store"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+)
+
+// The large path of the benchmarks: a tree of AGENTIX_BENCH_TREE_MB MiB
+// (default 250) in AGENTIX_BENCH_TREE_FILES files (default 15000), added
+// with `nix-store --add-fixed --recursive sha256`. Its contents are
+// pseudo-random (incompressible) and deterministic.
+var (
+	largeOnce sync.Once
+	largePath string
+	largeErr  error
+)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func largeTree(b *testing.B, n *nixtest.Nix) string {
+	largeOnce.Do(func() {
+		mb, files := envInt("AGENTIX_BENCH_TREE_MB", 250), envInt("AGENTIX_BENCH_TREE_FILES", 15000)
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("agentix-bench-tree-%dM-%d", mb, files))
+		os.RemoveAll(dir)
+		r := rand.New(rand.NewSource(1))
+		per := int64(mb) << 20 / int64(files)
+		buf := make([]byte, 2*per+1)
+		for i := range files {
+			sub := filepath.Join(dir, fmt.Sprintf("d%03d", i%100))
+			if i < 100 {
+				if largeErr = os.MkdirAll(sub, 0o755); largeErr != nil {
+					return
+				}
+			}
+			size := r.Int63n(2*per + 1)
+			r.Read(buf[:size])
+			if largeErr = os.WriteFile(filepath.Join(sub, fmt.Sprintf("f%05d", i)), buf[:size], 0o644); largeErr != nil {
+				return
+			}
+		}
+		var out string
+		out, largeErr = n.Try("nix-store", "--add-fixed", "--recursive", "sha256", dir)
+		os.RemoveAll(dir)
+		if largeErr == nil {
+			largePath = string(out[:len(out)-1])
+		}
+	})
+	if largeErr != nil {
+		b.Fatal(largeErr)
+	}
+	return largePath
+}
+
+func maxRSSMB() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024 // Linux: KiB
+}
+
+// BenchmarkImportLarge compares, in one run, importing the large path with
+// Import (local Nix source), `nix copy --to file://DIR?compression=none` of
+// the same path and `nix-store --dump` of it to /dev/null. Import reports
+// the peak RSS of the test process (child processes excluded) as peak-MB.
+func BenchmarkImportLarge(b *testing.B) {
+	n := nixtest.Require(b)
+	p := largeTree(b, n)
+	infos, err := ParsePathInfoJSON(n.PathInfoJSON(p), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	narSize := infos[0].NarSize
+	b.Run("agentix-import", func(b *testing.B) {
+		b.SetBytes(narSize)
+		for range b.N {
+			b.StopTimer()
+			st, db := newStore(b)
+			b.StartTimer()
+			if _, err := Import(context.Background(), st, db, &LocalNix{}, p, ImportOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(maxRSSMB(), "peak-MB")
+	})
+	b.Run("nix-copy-file", func(b *testing.B) {
+		n := n.For(b)
+		b.SetBytes(narSize)
+		for range b.N {
+			dir := b.TempDir()
+			n.Run("nix", "copy", "--to", "file://"+dir+"?compression=none", p)
+		}
+	})
+	b.Run("nix-store-dump", func(b *testing.B) {
+		b.SetBytes(narSize)
+		for range b.N {
+			out, err := os.Create(os.DevNull)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rc, err := (&LocalNix{}).NAR(context.Background(), infos[0])
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := out.ReadFrom(rc); err != nil {
+				b.Fatal(err)
+			}
+			if err := rc.Close(); err != nil {
+				b.Fatal(err)
+			}
+			out.Close()
+		}
+	})
+}
+
+// BenchmarkNixCopyFrom compares `nix copy --from` our binary cache handler
+// with `nix copy --from` a file:// cache (compression=none) of the same large
+// path, each into a fresh chroot store.
+func BenchmarkNixCopyFrom(b *testing.B) {
+	n := nixtest.Require(b)
+	p := largeTree(b, n)
+	st, db := newStore(b)
+	res, err := Import(context.Background(), st, db, &LocalNix{}, p, ImportOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk, pk, _ := signature.GenerateKeypair("bench-1", nil)
+	h, err := NewCacheHandler(st, db, sk, CacheOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/nix/", http.StripPrefix("/nix", h))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	fileCache := b.TempDir()
+	n.Run("nix", "copy", "--to", "file://"+fileCache+"?compression=none", p)
+	// Sign the file cache with the same key so both copies check one signature.
+	n.Run("nix", "store", "sign", "--store", "file://"+fileCache, "--key-file", writeKey(b, sk), p)
+
+	for _, tc := range []struct{ name, url string }{
+		{"agentix-cache", srv.URL + "/nix"},
+		{"file-cache", "file://" + fileCache},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			n := n.For(b)
+			b.SetBytes(res.NarBytes)
+			for range b.N {
+				b.StopTimer()
+				root := filepath.Join(b.TempDir(), "root")
+				b.StartTimer()
+				n.Run("nix", "copy", "--from", tc.url, "--to", root, "--option", "trusted-public-keys", pk.String(), p)
+			}
+		})
+	}
+}
+
+func writeKey(b *testing.B, sk signature.SecretKey) string {
+	f := filepath.Join(b.TempDir(), "key")
+	if err := os.WriteFile(f, []byte(sk.String()), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return f
+}
+
+// BenchmarkDedup imports two closures that differ by one path (a data path
+// of AGENTIX_BENCH_DEDUP_MB MiB, default 16, whose second generation has a
+// few bytes changed in one file) and reports the dedup ratio: stored bytes
+// of the two closures' DAGs counted once per block, over their sum counted
+// per closure. 0.5 is perfect sharing; 1.0 is none.
+func BenchmarkDedup(b *testing.B) {
+	n := nixtest.Require(b)
+	mb := envInt("AGENTIX_BENCH_DEDUP_MB", 16)
+	gen := func(change bool) string {
+		dir := filepath.Join(b.TempDir(), "data")
+		os.MkdirAll(dir, 0o755)
+		r := rand.New(rand.NewSource(7))
+		for i := range 8 {
+			buf := make([]byte, mb<<20/8)
+			r.Read(buf)
+			if change && i == 3 {
+				copy(buf[len(buf)/2:], "a small edit in generation two")
+			}
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("part%d", i)), buf, 0o644)
+		}
+		return n.AddFixed(dir)
+	}
+	a, c := gen(false), gen(true)
+	ctx := context.Background()
+	var ratio float64
+	for range b.N {
+		st, db := newStore(b)
+		ra, err := Import(ctx, st, db, &LocalNix{}, a, ImportOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rc, err := Import(ctx, st, db, &LocalNix{}, c, ImportOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sum, unique := dagBytes(b, st, ra.Closure, rc.Closure)
+		ratio = float64(unique) / float64(sum)
+	}
+	b.ReportMetric(ratio, "dedup-ratio")
+}
+
+// dagBytes returns the block bytes of each root's DAG summed per root, and
+// the bytes of the union of the DAGs.
+func dagBytes(tb testing.TB, st *store.Store, roots ...cid.Cid) (sum, unique int64) {
+	seen := map[string]bool{}
+	for _, r := range roots {
+		err := st.Walk(context.Background(), r, func(blk blocks.Block) error {
+			sz := int64(len(blk.RawData()))
+			sum += sz
+			if !seen[blk.Cid().KeyString()] {
+				seen[blk.Cid().KeyString()] = true
+				unique += sz
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return sum, unique
+}
+
