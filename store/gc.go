@@ -15,12 +15,12 @@ import (
 // GCResult reports one garbage collection.
 type GCResult struct {
 	// Removed is the number of blocks deleted.
-	Removed int
+	Removed int `json:"removed"`
 	// FreedBytes is the total size of the deleted blocks (logical bytes;
 	// the database reclaims the disk space in the background).
-	FreedBytes int64
+	FreedBytes int64 `json:"freed_bytes"`
 	// Kept is the number of blocks still stored.
-	Kept int
+	Kept int `json:"kept"`
 }
 
 // gcBatch is how many deletions go into one badger write batch flush.

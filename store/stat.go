@@ -11,13 +11,13 @@ import (
 // Stats summarise the store.
 type Stats struct {
 	// Blocks is the number of stored blocks.
-	Blocks int
+	Blocks int `json:"blocks"`
 	// Bytes is the sum of the stored blocks' sizes (not the disk usage,
 	// which includes the database's own overhead and not yet reclaimed
 	// space).
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 	// Pins is the number of pins, direct and recursive.
-	Pins int
+	Pins int `json:"pins"`
 }
 
 // Stat counts blocks, their bytes and pins from one consistent snapshot. It

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/agentix/agentix-store/internal/api"
+	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/spf13/cobra"
 )
@@ -59,6 +63,33 @@ func (a *app) open(initIfNeeded bool) (*node.Node, error) {
 		return nil, err
 	}
 	return node.Open(dir, node.OpenOptions{Init: initIfNeeded})
+}
+
+// backend opens the node in this process or, when a daemon holds the data
+// directory, reaches the node through the daemon's API (the address it
+// wrote to <dir>/daemon.addr, and the bearer token in <dir>/token).
+func (a *app) backend(ctx context.Context) (api.Backend, error) {
+	dir, err := a.dir()
+	if err != nil {
+		return nil, err
+	}
+	n, err := node.Open(dir, node.OpenOptions{})
+	if err == nil {
+		return api.Local{N: n}, nil
+	}
+	var le *kv.LockedError
+	if !errors.As(err, &le) {
+		return nil, err
+	}
+	c, cerr := node.DaemonClient(dir)
+	if cerr != nil {
+		return nil, fmt.Errorf("%w; and no daemon to reach: %v", err, cerr)
+	}
+	cl := &api.Client{Base: c.Base, Token: c.Token}
+	if !cl.Healthy(ctx) {
+		return nil, fmt.Errorf("%w; and the daemon at %s does not answer", err, c.Base)
+	}
+	return cl, nil
 }
 
 // emit prints v as JSON with --json, else calls human.

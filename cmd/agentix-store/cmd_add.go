@@ -27,14 +27,11 @@ func newAddCmd() *cobra.Command {
 		Short: "Store files as UnixFS (CIDv1, raw leaves, Kubo-identical CIDs); print one CID per file",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if chunker == "" {
-				chunker = n.Config.Chunker
-			}
+			defer b.Close()
 			var results []addResult
 			for _, name := range args {
 				r, size, err := openInput(name)
@@ -42,19 +39,17 @@ func newAddCmd() *cobra.Command {
 					return err
 				}
 				bar := progress.New(size, filepath.Base(name), a.json)
-				var done int64
-				c, err := n.Store.Add(cmd.Context(), r, store.AddOptions{
+				res, err := b.Add(cmd.Context(), r, store.AddOptions{
 					Chunker:  chunker,
 					Pin:      pin,
-					Progress: func(b int64) { done = b; bar.Set(b) },
+					Progress: bar.Set,
 				})
 				bar.Done()
 				r.Close()
 				if err != nil {
 					return fmt.Errorf("add %s: %w", name, err)
 				}
-				res := addResult{File: name, CID: c.String(), Size: done}
-				results = append(results, res)
+				results = append(results, addResult{File: name, CID: res.CID, Size: res.Size})
 				if !a.json {
 					fmt.Fprintf(cmd.OutOrStdout(), "%s  %s\n", res.CID, name)
 				}
@@ -81,12 +76,12 @@ func newCatCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			rc, err := n.Store.CatRange(cmd.Context(), id, offset, length)
+			defer b.Close()
+			rc, err := b.CatRange(cmd.Context(), id, offset, length)
 			if err != nil {
 				return err
 			}

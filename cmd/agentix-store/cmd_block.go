@@ -51,12 +51,12 @@ func newBlockCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Store.Blockstore().Put(cmd.Context(), blk); err != nil {
+			defer b.Close()
+			if err := b.PutBlock(cmd.Context(), blk); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), blockStat{CID: id.String(), Size: len(data)}, func(w io.Writer) { fmt.Fprintln(w, id) })
@@ -72,16 +72,16 @@ func newBlockCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			blk, err := n.Store.Blockstore().Get(cmd.Context(), id)
+			defer b.Close()
+			data, err := b.GetBlock(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
-			_, err = cmd.OutOrStdout().Write(blk.RawData())
+			_, err = cmd.OutOrStdout().Write(data)
 			return err
 		},
 	}
@@ -94,12 +94,12 @@ func newBlockCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			size, err := n.Store.Blockstore().GetSize(cmd.Context(), id)
+			defer b.Close()
+			size, err := b.BlockSize(cmd.Context(), id)
 			if err != nil {
 				return err
 			}

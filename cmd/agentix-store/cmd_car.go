@@ -13,12 +13,6 @@ import (
 
 func init() { register(newCarCmd) }
 
-type carImportResult struct {
-	Roots  []string `json:"roots"`
-	Blocks int      `json:"blocks"`
-	Bytes  int64    `json:"bytes"`
-}
-
 func newCarCmd() *cobra.Command {
 	c := &cobra.Command{Use: "car", Short: "Move DAGs as CAR files"}
 	var version int
@@ -35,11 +29,11 @@ func newCarCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer b.Close()
 			var w io.Writer = cmd.OutOrStdout()
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
@@ -51,7 +45,7 @@ func newCarCmd() *cobra.Command {
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
 			bar := progress.New(-1, "export", a.json)
-			err = n.Store.ExportCAR(cmd.Context(), bw, id, store.ExportOptions{Version: version, Progress: bar.Set})
+			err = b.ExportCAR(cmd.Context(), bw, id, store.ExportOptions{Version: version, Progress: bar.Set})
 			bar.Done()
 			if err != nil {
 				return err
@@ -74,21 +68,18 @@ func newCarCmd() *cobra.Command {
 				return err
 			}
 			defer r.Close()
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
+			defer b.Close()
 			bar := progress.New(size, "import", a.json)
-			res, err := n.Store.ImportCAR(cmd.Context(), bar.Reader(r), store.ImportOptions{Pin: pin})
+			res, err := b.ImportCAR(cmd.Context(), bar.Reader(r), store.ImportOptions{Pin: pin})
 			bar.Done()
 			if err != nil {
 				return fmt.Errorf("import %s: %w", args[0], err)
 			}
-			out := carImportResult{Blocks: res.Blocks, Bytes: res.Bytes}
-			for _, r := range res.Roots {
-				out.Roots = append(out.Roots, r.String())
-			}
+			out := res
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				for _, r := range out.Roots {
 					fmt.Fprintf(w, "root %s\n", r)

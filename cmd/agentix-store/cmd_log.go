@@ -52,7 +52,6 @@ func parseUintArg(name, s string) (uint64, error) {
 type logAppendResult struct {
 	Index    uint64 `json:"index"`
 	LeafHash string `json:"leaf_hash"`
-	Size     uint64 `json:"size"`
 }
 
 type logCheckpointResult struct {
@@ -121,14 +120,17 @@ func newLogCmd() *cobra.Command {
 			if len(data) > tlog.MaxEntrySize {
 				return fmt.Errorf("%s: %w: limit %d bytes", args[0], tlog.ErrEntryTooLarge, tlog.MaxEntrySize)
 			}
-			return withLog(func(l *tlog.Log) error {
-				idx, err := l.Append(cmd.Context(), data)
-				if err != nil {
-					return err
-				}
-				res := logAppendResult{Index: idx, LeafHash: hex.EncodeToString(tlog.LeafHash(data)), Size: l.Size()}
-				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, idx) })
-			})
+			b, err := a.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			idx, err := b.LogAppend(cmd.Context(), data)
+			if err != nil {
+				return err
+			}
+			res := logAppendResult{Index: idx, LeafHash: hex.EncodeToString(tlog.LeafHash(data))}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintln(w, idx) })
 		},
 	})
 

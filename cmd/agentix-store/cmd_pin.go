@@ -38,12 +38,12 @@ func newPinCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Store.Pin(cmd.Context(), id, store.PinOptions{Name: name, Direct: direct}); err != nil {
+			defer b.Close()
+			if err := b.Pin(cmd.Context(), id, store.PinOptions{Name: name, Direct: direct}); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), pinJSON{CID: id.String(), Name: name, Type: pinType(direct), Created: time.Now().UTC()}, func(w io.Writer) {
@@ -62,12 +62,12 @@ func newPinCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			if err := n.Store.Unpin(cmd.Context(), id); err != nil {
+			defer b.Close()
+			if err := b.Unpin(cmd.Context(), id); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), map[string]string{"unpinned": id.String()}, func(w io.Writer) {
@@ -80,18 +80,14 @@ func newPinCmd() *cobra.Command {
 		Short: "List pins",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			pins, err := n.Store.Pins(cmd.Context())
+			defer b.Close()
+			out, err := b.Pins(cmd.Context())
 			if err != nil {
 				return err
-			}
-			out := []pinJSON{}
-			for _, p := range pins {
-				out = append(out, pinJSON{CID: p.Cid.String(), Name: p.Name, Type: pinType(p.Direct), Created: p.Created})
 			}
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				for _, p := range out {
@@ -110,12 +106,12 @@ func newGCCmd() *cobra.Command {
 		Short: "Delete every block no pin or registered root reaches",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			res, err := n.Store.GC(cmd.Context())
+			defer b.Close()
+			res, err := b.GC(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -132,21 +128,22 @@ func newStatCmd() *cobra.Command {
 		Short: "Print the store's block count, bytes and pins",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			b, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			st, err := n.Store.Stat(cmd.Context())
+			defer b.Close()
+			st, err := b.Stat(cmd.Context())
 			if err != nil {
 				return err
 			}
+			dir, _ := a.dir()
 			out := struct {
 				Dir string `json:"dir"`
 				store.Stats
-			}{n.Dir, st}
+			}{dir, st}
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-				fmt.Fprintf(w, "dir     %s\nblocks  %d\nbytes   %d\npins    %d\n", n.Dir, st.Blocks, st.Bytes, st.Pins)
+				fmt.Fprintf(w, "dir     %s\nblocks  %d\nbytes   %d\npins    %d\n", dir, st.Blocks, st.Bytes, st.Pins)
 			})
 		},
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/agentix/agentix-store/internal/daemon"
 	"github.com/agentix/agentix-store/internal/node"
@@ -46,6 +47,11 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
 			}
+			addrFile := filepath.Join(n.Dir, node.DaemonAddrFile)
+			if err := os.WriteFile(addrFile, []byte("http://"+l.Addr().String()+"\n"), 0o644); err != nil {
+				return err
+			}
+			defer os.Remove(addrFile)
 			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name, "log", n.Config.Origin)
 			err = daemon.Serve(cmd.Context(), n, l, logger)
 			logger.Info("stopped")

@@ -194,9 +194,35 @@ func TestServeHealthzAndGateway(t *testing.T) {
 	if resp, _ := get("/ipfs/bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku?format=raw", ""); resp.StatusCode < 400 {
 		t.Fatalf("missing block answered %d", resp.StatusCode)
 	}
-	// While the daemon runs, a second opener gets a clear lock error.
-	r := run(t, dir, nil, "stat")
+	// While the daemon runs, store commands reach the node through its API.
+	data2 := mod251(700000)
+	root2 := strings.Fields(string(ok(t, dir, data2, "add", "-")))[0]
+	if !bytes.Equal(ok(t, dir, nil, "cat", root2), data2) {
+		t.Fatal("add/cat through the daemon lost bytes")
+	}
+	var st struct{ Blocks, Pins int }
+	if err := json.Unmarshal(ok(t, dir, nil, "stat", "--json"), &st); err != nil || st.Pins != 2 {
+		t.Fatalf("stat through the daemon: %v %+v", err, st)
+	}
+	// Writes without the token are refused and store nothing.
+	for _, p := range []string{"/api/v1/add", "/api/v1/blocks", "/api/v1/car", "/api/v1/gc", "/api/v1/pins/" + root2, "/api/v1/log/append"} {
+		resp, err := http.Post(base+p, "application/octet-stream", strings.NewReader("sneaky"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("unauthenticated POST %s: %d, want 401", p, resp.StatusCode)
+		}
+	}
+	var st2 struct{ Blocks, Pins int }
+	json.Unmarshal(ok(t, dir, nil, "stat", "--json"), &st2)
+	if st2 != st {
+		t.Fatalf("refused writes changed the store: %+v -> %+v", st, st2)
+	}
+	// Commands that need the database itself name the lock clearly.
+	r := run(t, dir, nil, "log", "checkpoint")
 	if r.code == 0 || !bytes.Contains(r.stderr, []byte(dir)) || !bytes.Contains(r.stderr, []byte("in use")) {
-		t.Fatalf("stat while serving: exit %d, stderr %q", r.code, r.stderr)
+		t.Fatalf("log checkpoint while serving: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

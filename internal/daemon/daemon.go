@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,6 +32,11 @@ func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
 	})
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/log/", http.StripPrefix("/log", n.Log.Handler()))
+	tok, err := node.ReadKey(n.Dir, node.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/api/v1/", api.Handler(n, tok, api.Limits{}))
 	mux.Handle("/api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("/api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

@@ -300,3 +300,26 @@ func ReadKey(dir, name string) (string, error) {
 	}
 	return strings.TrimSpace(string(b)), nil
 }
+
+// DaemonAddrFile holds the base URL of the daemon serving this data
+// directory, written by serve while it runs (as Kubo's $IPFS_PATH/api).
+const DaemonAddrFile = "daemon.addr"
+
+// Daemon locates the daemon holding a data directory.
+type Daemon struct {
+	Base  string // e.g. http://127.0.0.1:7171
+	Token string // bearer token for writes
+}
+
+// DaemonClient returns where the daemon of dir listens and its token.
+func DaemonClient(dir string) (*Daemon, error) {
+	b, err := os.ReadFile(filepath.Join(dir, DaemonAddrFile))
+	if err != nil {
+		return nil, fmt.Errorf("no daemon address: %w", err)
+	}
+	tok, err := ReadKey(dir, TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return &Daemon{Base: strings.TrimSpace(string(b)), Token: tok}, nil
+}

@@ -1,0 +1,115 @@
+package api
+
+import (
+	"context"
+	"io"
+
+	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/store"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	mc "github.com/multiformats/go-multicodec"
+)
+
+// Backend is what the CLI's store and log commands need from a node, either
+// opened in-process (Local) or reached through its daemon (Client).
+type Backend interface {
+	Add(ctx context.Context, r io.Reader, o store.AddOptions) (AddResult, error)
+	CatRange(ctx context.Context, c cid.Cid, offset, length int64) (io.ReadCloser, error)
+	PutBlock(ctx context.Context, b blocks.Block) error
+	GetBlock(ctx context.Context, c cid.Cid) ([]byte, error)
+	BlockSize(ctx context.Context, c cid.Cid) (int, error)
+	ImportCAR(ctx context.Context, r io.Reader, o store.ImportOptions) (ImportResult, error)
+	ExportCAR(ctx context.Context, w io.Writer, c cid.Cid, o store.ExportOptions) error
+	Pin(ctx context.Context, c cid.Cid, o store.PinOptions) error
+	Unpin(ctx context.Context, c cid.Cid) error
+	Pins(ctx context.Context) ([]Pin, error)
+	GC(ctx context.Context) (store.GCResult, error)
+	Stat(ctx context.Context) (store.Stats, error)
+	LogAppend(ctx context.Context, entry []byte) (uint64, error)
+	Close() error
+}
+
+// Local is a Backend on a node opened in this process.
+type Local struct{ N *node.Node }
+
+func (l Local) Add(ctx context.Context, r io.Reader, o store.AddOptions) (AddResult, error) {
+	var size int64
+	p := o.Progress
+	o.Progress = func(n int64) {
+		size = n
+		if p != nil {
+			p(n)
+		}
+	}
+	c, err := l.N.Store.Add(ctx, r, o)
+	if err != nil {
+		return AddResult{}, err
+	}
+	return AddResult{CID: c.String(), Size: size}, nil
+}
+
+func (l Local) CatRange(ctx context.Context, c cid.Cid, off, n int64) (io.ReadCloser, error) {
+	return l.N.Store.CatRange(ctx, c, off, n)
+}
+
+func (l Local) PutBlock(ctx context.Context, b blocks.Block) error {
+	return l.N.Store.Blockstore().Put(ctx, b)
+}
+
+func (l Local) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := l.N.Store.Blockstore().Get(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return b.RawData(), nil
+}
+
+func (l Local) BlockSize(ctx context.Context, c cid.Cid) (int, error) {
+	return l.N.Store.Blockstore().GetSize(ctx, c)
+}
+
+func (l Local) ImportCAR(ctx context.Context, r io.Reader, o store.ImportOptions) (ImportResult, error) {
+	res, err := l.N.Store.ImportCAR(ctx, r, o)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	out := ImportResult{Blocks: res.Blocks, Bytes: res.Bytes, Roots: []string{}}
+	for _, c := range res.Roots {
+		out.Roots = append(out.Roots, c.String())
+	}
+	return out, nil
+}
+
+func (l Local) ExportCAR(ctx context.Context, w io.Writer, c cid.Cid, o store.ExportOptions) error {
+	return l.N.Store.ExportCAR(ctx, w, c, o)
+}
+
+func (l Local) Pin(ctx context.Context, c cid.Cid, o store.PinOptions) error {
+	return l.N.Store.Pin(ctx, c, o)
+}
+
+func (l Local) Unpin(ctx context.Context, c cid.Cid) error { return l.N.Store.Unpin(ctx, c) }
+
+func (l Local) Pins(ctx context.Context) ([]Pin, error) {
+	ps, err := l.N.Store.Pins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := []Pin{}
+	for _, p := range ps {
+		out = append(out, pinJSON(p))
+	}
+	return out, nil
+}
+
+func (l Local) GC(ctx context.Context) (store.GCResult, error) { return l.N.Store.GC(ctx) }
+func (l Local) Stat(ctx context.Context) (store.Stats, error)  { return l.N.Store.Stat(ctx) }
+func (l Local) LogAppend(ctx context.Context, e []byte) (uint64, error) {
+	return l.N.Log.Append(ctx, e)
+}
+func (l Local) Close() error { return l.N.Close() }
+
+func codecName(c cid.Cid) string {
+	return mc.Code(c.Prefix().Codec).String()
+}

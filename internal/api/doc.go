@@ -1,0 +1,26 @@
+// Package api is the node daemon's JSON/bytes API under /api/v1/ and the
+// client the CLI uses to reach a running daemon (as Kubo's CLI does) when the
+// daemon holds the data directory.
+//
+// Reads are public. Every write (POST, PUT, DELETE) needs the node's bearer
+// token (`Authorization: Bearer <token>`, the contents of <dir>/token);
+// a missing or wrong credential gets 401 and changes nothing. Request bodies
+// are size-limited (413 beyond the limit).
+//
+//	POST   /api/v1/add?chunker=C&pin=B           body: file bytes → AddResult
+//	GET    /api/v1/cat/<cid>?offset=O&length=L   → file bytes
+//	POST   /api/v1/blocks?codec=C                body: one block → BlockStat
+//	GET    /api/v1/blocks/<cid>                  → block bytes
+//	GET    /api/v1/blocks/<cid>/stat             → BlockStat
+//	POST   /api/v1/car?pin=B                     body: CARv1/v2 → ImportResult
+//	GET    /api/v1/car/<cid>?version=V           → CAR
+//	GET    /api/v1/pins                          → []Pin
+//	POST   /api/v1/pins/<cid>?name=N&direct=B    → Pin
+//	DELETE /api/v1/pins/<cid>
+//	POST   /api/v1/gc                            → GCResult
+//	GET    /api/v1/stat                          → Stats
+//	POST   /api/v1/log/append                    body: entry → AppendResult
+//
+// Errors are JSON {"error": "..."} with a 4xx status for bad requests and 5xx
+// for failures of the node.
+package api

@@ -1,0 +1,416 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentix/agentix-store/internal/node"
+	tlog "github.com/agentix/agentix-store/log"
+	"github.com/agentix/agentix-store/store"
+	blocks "github.com/ipfs/go-block-format"
+	"github.com/ipfs/go-cid"
+	mc "github.com/multiformats/go-multicodec"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// Limits bound request bodies.
+type Limits struct {
+	// MaxAdd bounds an add body (default 64 GiB).
+	MaxAdd int64
+	// MaxCAR bounds a CAR import body (default 4 GiB).
+	MaxCAR int64
+}
+
+// AddResult answers an add.
+type AddResult struct {
+	CID  string `json:"cid"`
+	Size int64  `json:"size"`
+}
+
+// BlockStat describes a block.
+type BlockStat struct {
+	CID  string `json:"cid"`
+	Size int    `json:"size"`
+}
+
+// ImportResult answers a CAR import.
+type ImportResult struct {
+	Roots  []string `json:"roots"`
+	Blocks int      `json:"blocks"`
+	Bytes  int64    `json:"bytes"`
+}
+
+// Pin is one pin.
+type Pin struct {
+	CID     string    `json:"cid"`
+	Name    string    `json:"name,omitempty"`
+	Type    string    `json:"type"`
+	Created time.Time `json:"created"`
+}
+
+// AppendResult answers a log append.
+type AppendResult struct {
+	Index uint64 `json:"index"`
+}
+
+// Handler serves the API for n. token is the bearer token writes need.
+func Handler(n *node.Node, token string, lim Limits) http.Handler {
+	if lim.MaxAdd == 0 {
+		lim.MaxAdd = 64 << 30
+	}
+	if lim.MaxCAR == 0 {
+		lim.MaxCAR = 4 << 30
+	}
+	s := &server{n: n, token: []byte(token), lim: lim}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/add", s.auth(s.add))
+	mux.HandleFunc("GET /api/v1/cat/{cid}", s.cat)
+	mux.HandleFunc("POST /api/v1/blocks", s.auth(s.blockPut))
+	mux.HandleFunc("GET /api/v1/blocks/{cid}", s.blockGet)
+	mux.HandleFunc("GET /api/v1/blocks/{cid}/stat", s.blockStat)
+	mux.HandleFunc("POST /api/v1/car", s.auth(s.carImport))
+	mux.HandleFunc("GET /api/v1/car/{cid}", s.carExport)
+	mux.HandleFunc("GET /api/v1/pins", s.pins)
+	mux.HandleFunc("POST /api/v1/pins/{cid}", s.auth(s.pinAdd))
+	mux.HandleFunc("DELETE /api/v1/pins/{cid}", s.auth(s.pinRm))
+	mux.HandleFunc("POST /api/v1/gc", s.auth(s.gc))
+	mux.HandleFunc("GET /api/v1/stat", s.stat)
+	mux.HandleFunc("POST /api/v1/log/append", s.auth(s.logAppend))
+	return mux
+}
+
+type server struct {
+	n     *node.Node
+	token []byte
+	lim   Limits
+}
+
+// Authorized reports whether r carries the bearer token.
+func Authorized(r *http.Request, token []byte) bool {
+	h := r.Header.Get("Authorization")
+	got, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || len(token) == 0 {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) == 1
+}
+
+func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !Authorized(r, s.token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="agentix-store"`)
+			writeErr(w, http.StatusUnauthorized, errors.New("this write needs the node's bearer token (Authorization: Bearer <dir>/token)"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// status maps an error to an HTTP status.
+func status(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotPinned), errors.Is(err, tlog.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, store.ErrInvalidCAR), errors.Is(err, store.ErrMissingRoot), errors.Is(err, store.ErrInvalidCID),
+		errors.Is(err, store.ErrInvalidPath), errors.Is(err, tlog.ErrEntryTooLarge),
+		errors.Is(err, store.ErrBadChunker), errors.Is(err, store.ErrUnsupportedCodec):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrRange):
+		return http.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, store.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func pathCID(w http.ResponseWriter, r *http.Request) (cid.Cid, bool) {
+	c, err := store.ParseCID(r.PathValue("cid"))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return cid.Undef, false
+	}
+	return c, true
+}
+
+func boolParam(r *http.Request, name string, def bool) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: not a boolean", name, v)
+	}
+	return b, nil
+}
+
+func intParam(r *http.Request, name string, def int64) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	i, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: not an integer", name, v)
+	}
+	return i, nil
+}
+
+func (s *server) add(w http.ResponseWriter, r *http.Request) {
+	pin, err := boolParam(r, "pin", true)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	chunker := r.URL.Query().Get("chunker")
+	if chunker == "" {
+		chunker = s.n.Config.Chunker
+	}
+	var size int64
+	body := http.MaxBytesReader(w, r.Body, s.lim.MaxAdd)
+	c, err := s.n.Store.Add(r.Context(), body, store.AddOptions{Chunker: chunker, Pin: pin, Progress: func(n int64) { size = n }})
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AddResult{CID: c.String(), Size: size})
+}
+
+func (s *server) cat(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	off, err := intParam(r, "offset", 0)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	n, err := intParam(r, "length", -1)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	rc, err := s.n.Store.CatRange(r.Context(), c, off, n)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// A block that fails its hash check mid-stream aborts the response:
+	// the client sees a truncated body, never wrong bytes.
+	if _, err := io.Copy(w, rc); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (s *server) blockPut(w http.ResponseWriter, r *http.Request) {
+	codec := r.URL.Query().Get("codec")
+	if codec == "" {
+		codec = "raw"
+	}
+	var code mc.Code
+	if err := code.Set(codec); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("codec %q: unknown", codec))
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, store.MaxBlockSize))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	id, err := cid.V1Builder{Codec: uint64(code), MhType: mh.SHA2_256}.Sum(data)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	blk, _ := blocks.NewBlockWithCid(data, id)
+	if err := s.n.Store.Blockstore().Put(r.Context(), blk); err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BlockStat{CID: id.String(), Size: len(data)})
+}
+
+func (s *server) blockGet(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	blk, err := s.n.Store.Blockstore().Get(r.Context(), c)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/vnd.ipld.raw")
+	w.Write(blk.RawData())
+}
+
+func (s *server) blockStat(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	size, err := s.n.Store.Blockstore().GetSize(r.Context(), c)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, BlockStat{CID: c.String(), Size: size})
+}
+
+func (s *server) carImport(w http.ResponseWriter, r *http.Request) {
+	pin, err := boolParam(r, "pin", true)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	res, err := s.n.Store.ImportCAR(r.Context(), http.MaxBytesReader(w, r.Body, s.lim.MaxCAR), store.ImportOptions{Pin: pin})
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	out := ImportResult{Blocks: res.Blocks, Bytes: res.Bytes, Roots: []string{}}
+	for _, c := range res.Roots {
+		out.Roots = append(out.Roots, c.String())
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) carExport(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	v, err := intParam(r, "version", 1)
+	if err != nil || (v != 1 && v != 2) {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("version must be 1 or 2"))
+		return
+	}
+	// ExportCAR checks the DAG is complete before writing a byte, so a
+	// missing block still gets a proper error status.
+	w.Header().Set("Content-Type", "application/vnd.ipld.car; version="+strconv.FormatInt(v, 10))
+	cw := &lazyWriter{w: w}
+	if err := s.n.Store.ExportCAR(r.Context(), cw, c, store.ExportOptions{Version: int(v)}); err != nil {
+		if !cw.wrote {
+			writeErr(w, status(err), err)
+			return
+		}
+		panic(http.ErrAbortHandler)
+	}
+}
+
+type lazyWriter struct {
+	w     http.ResponseWriter
+	wrote bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	l.wrote = true
+	return l.w.Write(p)
+}
+
+func pinJSON(p store.Pin) Pin {
+	t := "recursive"
+	if p.Direct {
+		t = "direct"
+	}
+	return Pin{CID: p.Cid.String(), Name: p.Name, Type: t, Created: p.Created}
+}
+
+func (s *server) pins(w http.ResponseWriter, r *http.Request) {
+	ps, err := s.n.Store.Pins(r.Context())
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	out := []Pin{}
+	for _, p := range ps {
+		out = append(out, pinJSON(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *server) pinAdd(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	direct, err := boolParam(r, "direct", false)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	if err := s.n.Store.Pin(r.Context(), c, store.PinOptions{Name: name, Direct: direct}); err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pinJSON(store.Pin{Cid: c, Name: name, Direct: direct, Created: time.Now().UTC()}))
+}
+
+func (s *server) pinRm(w http.ResponseWriter, r *http.Request) {
+	c, ok := pathCID(w, r)
+	if !ok {
+		return
+	}
+	if err := s.n.Store.Unpin(r.Context(), c); err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"unpinned": c.String()})
+}
+
+func (s *server) gc(w http.ResponseWriter, r *http.Request) {
+	res, err := s.n.Store.GC(r.Context())
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *server) stat(w http.ResponseWriter, r *http.Request) {
+	st, err := s.n.Store.Stat(r.Context())
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) logAppend(w http.ResponseWriter, r *http.Request) {
+	entry, err := io.ReadAll(http.MaxBytesReader(w, r.Body, tlog.MaxEntrySize))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	i, err := s.n.Log.Append(r.Context(), entry)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AppendResult{Index: i})
+}
