@@ -1,4 +1,57 @@
-// Package closure will import Nix closures (path-info JSON and NARs, from the
-// local Nix or a binary cache) as IPLD records, verify them, and serve them
-// back to Nix as a binary cache.
+// Package closure imports Nix closures into the node's store as IPLD
+// records, verifies them, and serves them back to Nix as a binary cache.
+//
+// # Import
+//
+// Import takes the closure of a store path from a Source — the local Nix
+// (LocalNix: `nix path-info --json --recursive`, in the list form of Nix 2.8
+// or the object form of newer Nix, and `nix-store --dump`) or a Nix binary
+// cache (BinaryCache: a file:// directory or an http(s):// URL; narinfo plus
+// NAR compressed with xz, zstd, bzip2, gzip or not at all).
+//
+// Every NAR is streamed: it is never held whole in memory. While it is stored
+// as a UnixFS file (CIDv1, raw leaves, buzhash chunks, so successive system
+// generations share blocks) the same bytes are hashed with SHA-256 and parsed
+// with go-nix's NAR reader plus the checks that reader lacks (CheckNAR). The
+// import then requires, for every path:
+//
+//   - the NAR is well formed: no entry name that is empty, ".", "..", or
+//     contains "/" or NUL; names strictly increasing; nothing truncated and
+//     nothing after the root node (*NARError, ErrBadNAR);
+//   - its SHA-256 and length are the narHash and narSize the source claims
+//     (*HashMismatchError, ErrHashMismatch, naming the path and both hashes);
+//   - the path and all its references are store paths in the source's store
+//     dir (*StoreDirError, ErrForeignStoreDir);
+//   - every reference is itself in the closure (*MissingReferenceError,
+//     ErrIncomplete).
+//
+// Only after all of that are the records written and the closure pinned: one
+// StorePathInfo per path and one Closure (schema in closure.ipldsch, DAG-CBOR,
+// CIDv1 sha2-256). A failed import pins nothing and indexes nothing.
+//
+// # Records and key space
+//
+// A Closure links to every StorePathInfo, which links to its NAR, so the
+// Closure's CID names the whole closure: pinning it keeps everything,
+// ExportCAR/ImportCAR move it as one CAR, Verify re-checks it from the store
+// alone. The package's badger keys live under kv.PrefixClosure ("c/"): store
+// path hash part → StorePathInfo, NAR hash → NAR, and the list of imported
+// closures.
+//
+// # Binary cache
+//
+// NewCacheHandler serves nix-cache-info, <hash>.narinfo (signed with the
+// node's Nix key over Nix's fingerprint) and nar/<narhash>.nar[.zst], so
+// plain `nix copy --from http://…/nix` substitutes imported closures when
+// the node's key is in trusted-public-keys.
+//
+// # What it trusts
+//
+// The store's blocks are hash-checked on every read (package store). Sources
+// are not trusted: NAR bytes are checked against the narHash the source gave,
+// so what an import trusts is that narHash — the local Nix's database, or a
+// binary cache's narinfo. Narinfo signatures of a cache are kept in the
+// records but not checked here; callers who import from a cache they do not
+// trust must check them (or the narHash) themselves. RunningConfig attests
+// only closures that Verify accepts.
 package closure
