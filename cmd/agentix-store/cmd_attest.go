@@ -53,22 +53,16 @@ func newAttestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := a.open(false)
+			be, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			l, err := openNodeLog(n)
+			defer be.Close()
+			p, err := be.Publish(cmd.Context(), b)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			pub := &attest.Publisher{Blocks: n.Store.Blockstore(), Log: l, Index: attest.NewIndex(n.DB)}
-			p, err := pub.Publish(cmd.Context(), b)
-			if err != nil {
-				return err
-			}
-			res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
+			res := publishResult{ID: p.ID, LogIndex: p.LogIndex, Existing: p.Existing}
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
 		},
 	}

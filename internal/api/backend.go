@@ -27,6 +27,7 @@ type Backend interface {
 	GC(ctx context.Context) (store.GCResult, error)
 	Stat(ctx context.Context) (store.Stats, error)
 	LogAppend(ctx context.Context, entry []byte) (uint64, error)
+	Publish(ctx context.Context, envelope []byte) (PublishResult, error)
 	Close() error
 }
 
@@ -108,6 +109,14 @@ func (l Local) Stat(ctx context.Context) (store.Stats, error)  { return l.N.Stor
 func (l Local) LogAppend(ctx context.Context, e []byte) (uint64, error) {
 	return l.N.Log.Append(ctx, e)
 }
+func (l Local) Publish(ctx context.Context, env []byte) (PublishResult, error) {
+	p, err := l.N.Publisher().Publish(ctx, env)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	return PublishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}, nil
+}
+
 func (l Local) Close() error { return l.N.Close() }
 
 func codecName(c cid.Cid) string {

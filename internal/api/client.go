@@ -238,4 +238,10 @@ func (c *Client) LogAppend(ctx context.Context, entry []byte) (uint64, error) {
 	return res.Index, err
 }
 
+func (c *Client) Publish(ctx context.Context, env []byte) (PublishResult, error) {
+	var res PublishResult
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/attestations", nil, bytes.NewReader(env), &res)
+	return res, err
+}
+
 func (c *Client) Close() error { return nil }

@@ -20,6 +20,7 @@
 //	POST   /api/v1/gc                            → GCResult
 //	GET    /api/v1/stat                          → Stats
 //	POST   /api/v1/log/append                    body: entry → AppendResult
+//	POST   /api/v1/attestations                  body: DSSE envelope → PublishResult
 //
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests and 5xx
 // for failures of the node.

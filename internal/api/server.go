@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/node"
 	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
@@ -55,6 +56,13 @@ type Pin struct {
 	Created time.Time `json:"created"`
 }
 
+// PublishResult answers an attestation publish.
+type PublishResult struct {
+	ID       string `json:"id"`
+	LogIndex uint64 `json:"log_index"`
+	Existing bool   `json:"existing,omitempty"`
+}
+
 // AppendResult answers a log append.
 type AppendResult struct {
 	Index uint64 `json:"index"`
@@ -83,6 +91,7 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("POST /api/v1/gc", s.auth(s.gc))
 	mux.HandleFunc("GET /api/v1/stat", s.stat)
 	mux.HandleFunc("POST /api/v1/log/append", s.auth(s.logAppend))
+	mux.HandleFunc("POST /api/v1/attestations", s.auth(s.publish))
 	return mux
 }
 
@@ -134,6 +143,9 @@ func status(err error) int {
 	case errors.Is(err, store.ErrInvalidCAR), errors.Is(err, store.ErrMissingRoot), errors.Is(err, store.ErrInvalidCID),
 		errors.Is(err, store.ErrInvalidPath), errors.Is(err, tlog.ErrEntryTooLarge),
 		errors.Is(err, store.ErrBadChunker), errors.Is(err, store.ErrUnsupportedCodec):
+		return http.StatusBadRequest
+	case errors.Is(err, attest.ErrMalformedEnvelope), errors.Is(err, attest.ErrBadStatement), errors.Is(err, attest.ErrSchema),
+		errors.Is(err, attest.ErrUnknownPredicate), errors.Is(err, attest.ErrNoSignature), errors.Is(err, attest.ErrWrongPayloadType):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrRange):
 		return http.StatusRequestedRangeNotSatisfiable
@@ -399,6 +411,20 @@ func (s *server) stat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *server) publish(w http.ResponseWriter, r *http.Request) {
+	env, err := io.ReadAll(http.MaxBytesReader(w, r.Body, attest.MaxEnvelopeSize))
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	p, err := s.n.Publisher().Publish(r.Context(), env)
+	if err != nil {
+		writeErr(w, status(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PublishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing})
 }
 
 func (s *server) logAppend(w http.ResponseWriter, r *http.Request) {

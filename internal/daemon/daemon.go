@@ -37,8 +37,8 @@ func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
 		return nil, err
 	}
 	mux.Handle("/api/v1/", api.Handler(n, tok, api.Limits{}))
-	mux.Handle("/api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
-	mux.Handle("/api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
+	mux.Handle("GET /api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
+	mux.Handle("GET /api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return logRequests(logger, mux), nil
 }

@@ -125,6 +125,12 @@ func logOptions(dir string, cfg *Config, logger *slog.Logger) (tlog.Options, err
 	return lo, nil
 }
 
+// Publisher publishes attestations on this node: envelope block, log entry,
+// index record.
+func (n *Node) Publisher() *attest.Publisher {
+	return &attest.Publisher{Blocks: n.Store.Blockstore(), Log: n.Log, Index: n.Attest}
+}
+
 // Close stops the log (acknowledging nothing it has not made durable) and
 // closes the database.
 func (n *Node) Close() error {
