@@ -2,6 +2,7 @@ package closure
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -290,3 +291,12 @@ func RootStorePath(p, storeDir string) (string, error) {
 
 // ErrSourceFailed wraps an error of a source process or server.
 var ErrSourceFailed = errors.New("closure source failed")
+
+// MarshalJSON renders CIDs as strings.
+func (r ImportResult) MarshalJSON() ([]byte, error) {
+	type plain ImportResult
+	return json.Marshal(struct {
+		plain
+		Closure string `json:"closure"`
+	}{plain(r), r.Closure.String()})
+}

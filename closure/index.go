@@ -195,3 +195,12 @@ func (f *inflight) remove(cs []cid.Cid) {
 	}
 	f.mu.Unlock()
 }
+
+// MarshalJSON renders CIDs as strings.
+func (s ClosureSummary) MarshalJSON() ([]byte, error) {
+	type plain ClosureSummary
+	return json.Marshal(struct {
+		plain
+		CID string `json:"cid"`
+	}{plain(s), s.CID.String()})
+}

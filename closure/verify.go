@@ -3,6 +3,7 @@ package closure
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -254,4 +255,13 @@ func ImportCAR(ctx context.Context, st *store.Store, db *badger.DB, r io.Reader)
 		return nil, err
 	}
 	return vr, nil
+}
+
+// MarshalJSON renders CIDs as strings.
+func (r VerifyResult) MarshalJSON() ([]byte, error) {
+	type plain VerifyResult
+	return json.Marshal(struct {
+		plain
+		Closure string `json:"closure"`
+	}{plain(r), r.Closure.String()})
 }
