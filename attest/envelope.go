@@ -54,24 +54,32 @@ func ParseEnvelope(b []byte) (*Envelope, error) {
 }
 
 func checkEnvelope(env *Envelope) error {
+	_, _, err := decodeEnvelope(env)
+	return err
+}
+
+// decodeEnvelope checks env's form (see ParseEnvelope) and returns the
+// decoded payload and signatures, so that verification decodes each once.
+func decodeEnvelope(env *Envelope) (payload []byte, sigs [][]byte, err error) {
 	if env.PayloadType == "" {
-		return fmt.Errorf("%w: empty payloadType", ErrMalformedEnvelope)
+		return nil, nil, fmt.Errorf("%w: empty payloadType", ErrMalformedEnvelope)
 	}
 	if env.Payload == "" {
-		return fmt.Errorf("%w: empty payload", ErrMalformedEnvelope)
+		return nil, nil, fmt.Errorf("%w: empty payload", ErrMalformedEnvelope)
 	}
-	if _, err := env.DecodeB64Payload(); err != nil {
-		return fmt.Errorf("%w: payload: %v", ErrMalformedEnvelope, err)
+	if payload, err = b64(env.Payload); err != nil {
+		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformedEnvelope, err)
 	}
+	sigs = make([][]byte, len(env.Signatures))
 	for i, s := range env.Signatures {
 		if s.Sig == "" {
-			return fmt.Errorf("%w: signature %d is empty", ErrMalformedEnvelope, i)
+			return nil, nil, fmt.Errorf("%w: signature %d is empty", ErrMalformedEnvelope, i)
 		}
-		if _, err := b64(s.Sig); err != nil {
-			return fmt.Errorf("%w: signature %d (keyid %q) is not base64", ErrMalformedEnvelope, i, s.KeyID)
+		if sigs[i], err = b64(s.Sig); err != nil {
+			return nil, nil, fmt.Errorf("%w: signature %d (keyid %q) is not base64", ErrMalformedEnvelope, i, s.KeyID)
 		}
 	}
-	return nil
+	return payload, sigs, nil
 }
 
 // b64 decodes standard or URL-safe base64, as DSSE allows.

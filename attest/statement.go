@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 
 	ita "github.com/in-toto/attestation/go/v1"
 	"github.com/ipfs/go-cid"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/agentix/agentix-store/schemas"
 )
@@ -90,7 +90,9 @@ func NewStatement(predicateType string, subjects []ResourceDescriptor, predicate
 		return nil, nil, fmt.Errorf("%w: predicate: %v", ErrSchema, err)
 	}
 	st := &Statement{Type: StatementType, Subject: subjects, PredicateType: predicateType, Predicate: compact.Bytes()}
-	if err := st.validate(); err != nil {
+	var pred any
+	_ = json.Unmarshal(st.Predicate, &pred)
+	if err := st.validate(pred); err != nil {
 		return nil, nil, err
 	}
 	if err := st.checkSubjects(); err != nil {
@@ -119,35 +121,69 @@ func marshalCompact(v any) ([]byte, error) {
 // (and the in-toto library's own error where it has one). It does not check
 // the predicate against a schema (see VerifyEnvelope, ValidatePredicate).
 func ParseStatement(payload []byte) (*Statement, error) {
-	if len(payload) > MaxStatementSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadStatement, len(payload), MaxStatementSize)
-	}
-	var st Statement
-	if err := json.Unmarshal(payload, &st); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadStatement, err)
-	}
-	if err := st.validate(); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	st, _, err := parseStatement(payload)
+	return st, err
 }
 
-// validate applies the in-toto library's Statement.Validate to st.
-func (st *Statement) validate() error {
+// parseStatement is ParseStatement that also returns the predicate decoded
+// as encoding/json would into an `any` (objects as map[string]any, numbers
+// as float64), ready for schemas.ValidatePredicateValue: verification
+// decodes the payload once, in one pass (decodeStatementFast), and never
+// re-encodes it. Members are matched by exact name.
+func parseStatement(payload []byte) (*Statement, any, error) {
+	if len(payload) > MaxStatementSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadStatement, len(payload), MaxStatementSize)
+	}
+	st, pred, err := decodeStatementFast(payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadStatement, err)
+	}
+	if err := st.validate(pred); err != nil {
+		return nil, nil, err
+	}
+	return st, pred, nil
+}
+
+// knownPredicates is the set of predicate types with a schema.
+var knownPredicates = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, t := range schemas.PredicateTypes() {
+		m[t] = true
+	}
+	return m
+})
+
+func knownPredicate(t string) bool { return knownPredicates()[t] }
+
+// validate enforces the rules of the in-toto library's Statement.Validate
+// without building its protobuf Statement (tests check that both agree):
+// the _type, at least one subject, each subject valid by the library's
+// ResourceDescriptor.Validate and with a digest, a predicate type, and a
+// predicate that is a JSON object (pred is the decoded predicate, nil when
+// absent).
+func (st *Statement) validate(pred any) error {
 	if st.Type != StatementType {
 		return fmt.Errorf("%w: _type %q, want %q", ErrBadStatement, st.Type, StatementType)
 	}
-	s := &ita.Statement{Type: st.Type, PredicateType: st.PredicateType}
-	for _, rd := range st.Subject {
-		s.Subject = append(s.Subject, &ita.ResourceDescriptor{Name: rd.Name, Uri: rd.URI, Digest: rd.Digest})
+	if len(st.Subject) == 0 {
+		return fmt.Errorf("%w: %w", ErrBadStatement, ita.ErrSubjectRequired)
 	}
-	// The predicate must be a JSON object; its contents are checked by the
-	// schema, so an empty Struct stands in for it here.
-	if p := bytes.TrimLeft(st.Predicate, " \t\r\n"); len(p) > 0 && p[0] == '{' {
-		s.Predicate = &structpb.Struct{}
+	for i, rd := range st.Subject {
+		// The in-toto library's own descriptor rules (name, uri or
+		// digest; digest encoding and length per algorithm).
+		itrd := ita.ResourceDescriptor{Name: rd.Name, Uri: rd.URI, Digest: rd.Digest}
+		if err := itrd.Validate(); err != nil {
+			return fmt.Errorf("%w: subject %d: %w", ErrBadStatement, i, err)
+		}
+		if len(rd.Digest) == 0 {
+			return fmt.Errorf("%w: subject %d: %w", ErrBadStatement, i, ita.ErrDigestRequired)
+		}
 	}
-	if err := s.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadStatement, err)
+	if st.PredicateType == "" {
+		return fmt.Errorf("%w: %w", ErrBadStatement, ita.ErrPredicateTypeRequired)
+	}
+	if _, ok := pred.(map[string]any); !ok {
+		return fmt.Errorf("%w: %w", ErrBadStatement, ita.ErrPredicateRequired)
 	}
 	return nil
 }

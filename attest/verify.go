@@ -1,7 +1,6 @@
 package attest
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 type KeySet struct {
 	byID  map[string]*Verifier
 	list  []*Verifier
-	dsse  *dsse.EnvelopeVerifier // nil when empty
 	order []string
 }
 
@@ -23,7 +21,6 @@ type KeySet struct {
 // are kept once.
 func NewKeySet(vs ...*Verifier) *KeySet {
 	ks := &KeySet{byID: map[string]*Verifier{}}
-	var dv []dsse.Verifier
 	for _, v := range vs {
 		if _, ok := ks.byID[v.keyID]; ok {
 			continue
@@ -31,10 +28,6 @@ func NewKeySet(vs ...*Verifier) *KeySet {
 		ks.byID[v.keyID] = v
 		ks.list = append(ks.list, v)
 		ks.order = append(ks.order, v.keyID)
-		dv = append(dv, dsseVerifier{v})
-	}
-	if len(dv) > 0 {
-		ks.dsse, _ = dsse.NewMultiEnvelopeVerifier(1, dv...)
 	}
 	return ks
 }
@@ -48,15 +41,16 @@ func (ks *KeySet) List() []*Verifier { return slices.Clone(ks.list) }
 // Has reports whether the key id is in the set.
 func (ks *KeySet) Has(keyID string) bool { _, ok := ks.byID[keyID]; return ok }
 
-// VerifySignatures checks env's signatures against the keys in ks with
-// go-securesystemslib's dsse.EnvelopeVerifier and returns the decoded
-// payload and the ids of the distinct keys in ks whose signatures verify,
-// in the envelope's signature order. It fails unless at least threshold
-// (at least 1) distinct keys signed: with ErrTamperedPayload when a
-// signature naming a key in ks does not verify and no key in ks verified,
-// with ErrUntrustedKey when no signature names a key in ks, and with a
-// *ThresholdError when some but too few did. It does not look at the
-// payloadType or payload.
+// VerifySignatures checks env's signatures against the keys in ks, with the
+// semantics of go-securesystemslib's dsse.EnvelopeVerifier (a signature
+// naming a key id is checked only with that key, one without a key id with
+// every key; each key counts once), and returns the decoded payload and the
+// ids of the distinct keys in ks whose signatures verify, in the envelope's
+// signature order. It fails unless at least threshold (at least 1) distinct
+// keys signed: with ErrTamperedPayload when a signature naming a key in ks
+// does not verify and no key in ks verified, with ErrUntrustedKey when no
+// signature names a key in ks, and with a *ThresholdError when some but too
+// few did. It does not look at the payloadType or payload.
 func VerifySignatures(env *Envelope, ks *KeySet, threshold int) (signers []string, payload []byte, err error) {
 	if env == nil {
 		return nil, nil, fmt.Errorf("%w: nil envelope", ErrMalformedEnvelope)
@@ -64,20 +58,47 @@ func VerifySignatures(env *Envelope, ks *KeySet, threshold int) (signers []strin
 	if len(env.Signatures) == 0 {
 		return nil, nil, ErrNoSignature
 	}
+	payload, sigs, err := decodeEnvelope(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ks.verify(env, payload, sigs, threshold)
+}
+
+// verify is VerifySignatures over an envelope already decoded by
+// decodeEnvelope. The PAE is built once and every signature is checked with
+// its key directly (Verifier.Verify).
+func (ks *KeySet) verify(env *Envelope, payload []byte, sigs [][]byte, threshold int) ([]string, []byte, error) {
+	if len(env.Signatures) == 0 {
+		return nil, nil, ErrNoSignature
+	}
 	if ks.Len() == 0 {
 		return nil, nil, fmt.Errorf("%w: no keys are trusted for this envelope (signed by %s)", ErrUntrustedKey, claimed(env))
 	}
-	accepted, body, err := ks.dsse.VerifyAndDecode(context.Background(), env)
-	if err != nil {
+	pae := dsse.PAE(env.PayloadType, payload)
+	var signers []string
+	for i, s := range env.Signatures {
+		if s.KeyID != "" {
+			v, ok := ks.byID[s.KeyID]
+			if ok && !slices.Contains(signers, v.keyID) && v.Verify(pae, sigs[i]) == nil {
+				signers = append(signers, v.keyID)
+			}
+			continue
+		}
+		for _, v := range ks.list {
+			if !slices.Contains(signers, v.keyID) && v.Verify(pae, sigs[i]) == nil {
+				signers = append(signers, v.keyID)
+				break
+			}
+		}
+	}
+	if len(signers) == 0 {
 		return nil, nil, ks.diagnose(env)
 	}
-	for _, a := range accepted {
-		signers = append(signers, a.KeyID)
-	}
 	if len(signers) < max(threshold, 1) {
-		return signers, body, &ThresholdError{Role: "key set", Need: threshold, Have: len(signers), Duplicates: duplicates(env, ks)}
+		return signers, payload, &ThresholdError{Role: "key set", Need: threshold, Have: len(signers), Duplicates: duplicates(env, ks)}
 	}
-	return signers, body, nil
+	return signers, payload, nil
 }
 
 // diagnose explains why no signature on env verified with a key in ks.
@@ -169,24 +190,26 @@ func VerifyEnvelope(env *Envelope, p *Policy) (*Result, error) {
 	if env == nil {
 		return nil, fmt.Errorf("%w: nil envelope", ErrMalformedEnvelope)
 	}
-	if err := checkEnvelope(env); err != nil {
+	payload, sigs, err := decodeEnvelope(env)
+	if err != nil {
 		return nil, err
 	}
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("%w: %q, want %q", ErrWrongPayloadType, env.PayloadType, PayloadType)
 	}
-	signers, payload, err := VerifySignatures(env, p.all, 1)
+	signers, _, err := p.all.verify(env, payload, sigs, 1)
 	if err != nil {
 		return nil, err
 	}
-	st, err := ParseStatement(payload)
+	st, pred, err := parseStatement(payload)
 	if err != nil {
 		return nil, err
 	}
 	if err := st.checkSubjects(); err != nil {
 		return nil, err
 	}
-	if _, err := schemas.PredicateSchema(st.PredicateType); err != nil {
+	if !knownPredicate(st.PredicateType) {
+		_, err := schemas.PredicateSchema(st.PredicateType) // names the unknown type
 		return nil, err
 	}
 	role, ks, threshold := p.roleFor(st.PredicateType)
@@ -205,7 +228,7 @@ func VerifyEnvelope(env *Envelope, p *Policy) (*Result, error) {
 	if len(res.Signers) < threshold {
 		return nil, &ThresholdError{Role: role, Need: threshold, Have: len(res.Signers), Duplicates: duplicates(env, ks)}
 	}
-	if err := schemas.ValidatePredicate(st.PredicateType, st.Predicate); err != nil {
+	if err := schemas.ValidatePredicateValue(st.PredicateType, pred); err != nil {
 		return nil, err
 	}
 	return res, nil
