@@ -79,6 +79,10 @@ type Options struct {
 	// Peers maps a peer log's origin to the verifier of its checkpoints;
 	// only these logs are witnessed.
 	Peers map[string]note.Verifier
+	// OnBatch, when set, is called by the sequencer after each batch commit
+	// (entries in the batch, time to write and fsync it, and its error), for
+	// metrics. It must not block.
+	OnBatch func(entries int, commit time.Duration, err error)
 	// Logf receives diagnostic lines (witness failures); nil discards them.
 	Logf func(format string, args ...any)
 }

@@ -67,7 +67,11 @@ func (l *Log) sequence() {
 			t.Stop()
 		}
 		l.lastBatch = len(batch)
+		began := time.Now()
 		start, err := l.commit(batch)
+		if l.opts.OnBatch != nil {
+			l.opts.OnBatch(len(batch), time.Since(began), err)
+		}
 		for i, r := range batch {
 			if err != nil {
 				r.done <- appendRes{err: err}

@@ -35,7 +35,8 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			n, err := node.Open(dir, node.OpenOptions{Init: true, Logger: logger})
+			metrics := daemon.NewMetrics()
+			n, err := node.Open(dir, node.OpenOptions{Init: true, Logger: logger, OnBatch: metrics.OnBatch})
 			if err != nil {
 				return err
 			}
@@ -53,7 +54,7 @@ func newServeCmd() *cobra.Command {
 			}
 			defer os.Remove(addrFile)
 			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name, "log", n.Config.Origin)
-			err = daemon.Serve(cmd.Context(), n, l, logger)
+			err = daemon.Serve(cmd.Context(), n, l, daemon.Options{Logger: logger, Metrics: metrics})
 			logger.Info("stopped")
 			return err
 		},

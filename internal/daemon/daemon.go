@@ -12,16 +12,30 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// Options configure the daemon.
+type Options struct {
+	Logger  *slog.Logger
+	Metrics *Metrics // nil: a fresh set
+	Limits  Limits
+	API     api.Limits
+}
+
 // Handler returns the node's HTTP handler.
-func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	gw, err := n.Store.GatewayHandler(reg)
+func Handler(n *node.Node, o Options) (http.Handler, error) {
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	o.Limits.defaults()
+	m := o.Metrics
+	m.registerNode(n)
+	gw, err := n.Store.GatewayHandler(m.Registry)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := node.ReadKey(n.Dir, node.TokenFile)
 	if err != nil {
 		return nil, err
 	}
@@ -32,16 +46,19 @@ func Handler(n *node.Node, logger *slog.Logger) (http.Handler, error) {
 	})
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/log/", http.StripPrefix("/log", n.Log.Handler()))
-	tok, err := node.ReadKey(n.Dir, node.TokenFile)
-	if err != nil {
-		return nil, err
-	}
-	mux.Handle("/api/v1/", api.Handler(n, tok, api.Limits{}))
+	mux.Handle("/api/v1/", api.Handler(n, tok, o.API))
 	mux.Handle("GET /api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return logRequests(logger, mux), nil
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	for prefix, h := range extraMounts(n) {
+		mux.Handle(prefix, h)
+	}
+	return bound(o.Limits, m.observe(logRequests(o.Logger, mux))), nil
 }
+
+// extraMounts lets later capabilities (the Nix binary cache) add their
+// handlers; see mounts_*.go.
+var extraMounts = func(n *node.Node) map[string]http.Handler { return nil }
 
 func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 	if logger == nil {
@@ -58,15 +75,30 @@ func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
-func (s *statusWriter) WriteHeader(code int)        { s.status = code; s.ResponseWriter.WriteHeader(code) }
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(p []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(p)
+}
+
+func (s *statusWriter) Flush() { http.NewResponseController(s.ResponseWriter).Flush() }
+
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// Serve serves n on l until ctx is done, then shuts down gracefully (waiting
-// up to 10 s for in-flight requests).
-func Serve(ctx context.Context, n *node.Node, l net.Listener, logger *slog.Logger) error {
-	h, err := Handler(n, logger)
+// Serve serves n on l until ctx is done, then shuts down gracefully: it
+// stops accepting, waits up to 30 s for in-flight requests (an append is
+// answered only once durable), and returns; the caller then closes the node.
+func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
+	h, err := Handler(n, o)
 	if err != nil {
 		return err
 	}
@@ -83,7 +115,7 @@ func Serve(ctx context.Context, n *node.Node, l net.Listener, logger *slog.Logge
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

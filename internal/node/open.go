@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/kv"
@@ -36,6 +37,8 @@ type OpenOptions struct {
 	Name string
 	// Logger receives diagnostics (witness failures); nil discards them.
 	Logger *slog.Logger
+	// OnBatch is the log's batch hook (metrics); see log.Options.OnBatch.
+	OnBatch func(entries int, commit time.Duration, err error)
 }
 
 // Open opens the node in dir: its database, block store and log. It fails
@@ -56,6 +59,7 @@ func Open(dir string, o OpenOptions) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	lo.OnBatch = o.OnBatch
 	db, err := kv.Open(dir, kv.Options{})
 	if err != nil {
 		return nil, err
