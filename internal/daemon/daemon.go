@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/nix-community/go-nix/pkg/narinfo/signature"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -50,15 +52,21 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 	mux.Handle("GET /api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	for prefix, h := range extraMounts(n) {
-		mux.Handle(prefix, h)
+	nixKey, err := node.ReadKey(n.Dir, node.NixKeyFile)
+	if err != nil {
+		return nil, err
 	}
+	sk, err := signature.LoadSecretKey(nixKey)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", node.NixKeyFile, err)
+	}
+	cache, err := closure.NewCacheHandler(n.Store, n.DB, sk, closure.CacheOptions{Compression: n.Config.NixCompression})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("/nix/", http.StripPrefix("/nix", cache))
 	return bound(o.Limits, m.observe(logRequests(o.Logger, mux))), nil
 }
-
-// extraMounts lets later capabilities (the Nix binary cache) add their
-// handlers; see mounts_*.go.
-var extraMounts = func(n *node.Node) map[string]http.Handler { return nil }
 
 func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
 	if logger == nil {

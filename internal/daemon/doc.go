@@ -6,6 +6,9 @@
 //	/log/           the node's transparency log: C2SP tlog-tiles reads
 //	                (checkpoint, tile/…, tile/entries/…), JSON proofs, and
 //	                tlog-witness add-checkpoint for the peers it witnesses
+//	/api/v1/        JSON API (package internal/api): writes need the bearer token
+//	/nix/           Nix binary cache: nix-cache-info, <hash>.narinfo signed
+//	                with the node's Nix key, nar/… (plain or zstd)
 //	/metrics        Prometheus metrics
 //
 // Later capabilities mount under /log/, /nix/ and /api/v1/ per the

@@ -52,6 +52,9 @@ type Config struct {
 	Chunker string `json:"chunker"`
 	// SyncWrites makes every block write durable before it returns.
 	SyncWrites bool `json:"sync_writes"`
+	// NixCompression is the compression of NARs the binary cache points
+	// to: "none" (default) or "zstd".
+	NixCompression string `json:"nix_compression,omitempty"`
 	// Witnesses asked to cosign each new checkpoint of this node's log.
 	Witnesses []Witness `json:"witnesses,omitempty"`
 	// Peers are other nodes' logs this node witnesses.
