@@ -271,7 +271,9 @@ func VerifyBundle(b []byte, p *Policy) (*BundleResult, error) {
 }
 
 func verifyBundleCAR(bu *Bundle, res *Result, out *BundleResult) error {
-	br, err := car.NewBlockReader(bytes.NewReader(bu.CAR))
+	// The CAR reader is told to trust the blocks so that the hash check
+	// below, with its own error, is the one that runs.
+	br, err := car.NewBlockReader(bytes.NewReader(bu.CAR), car.WithTrustedCAR(true))
 	if err != nil {
 		return fmt.Errorf("%w: car: %v", ErrBadBundle, err)
 	}
@@ -289,7 +291,7 @@ func verifyBundleCAR(bu *Bundle, res *Result, out *BundleResult) error {
 		}
 		c, err := b.Cid().Prefix().Sum(b.RawData())
 		if err != nil || !c.Equals(b.Cid()) {
-			return fmt.Errorf("%w: car: block %s does not match its CID", ErrBadBundle, b.Cid())
+			return fmt.Errorf("%w: car: %w: %s", ErrBadBundle, ErrBlockMismatch, b.Cid())
 		}
 		if c.Equals(out.ID) && !bytes.Equal(b.RawData(), bu.Envelope) {
 			return fmt.Errorf("%w: car: envelope block differs", ErrBadBundle)

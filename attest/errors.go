@@ -56,6 +56,9 @@ var (
 	// ErrWitnessQuorum: fewer distinct trusted witnesses cosigned the
 	// checkpoint than the policy's quorum.
 	ErrWitnessQuorum = errors.New("witness quorum not met")
+	// ErrBlockMismatch: a block's bytes do not hash to its CID (returned
+	// together with ErrBadBundle for a bundle's CAR).
+	ErrBlockMismatch = errors.New("block does not match its CID")
 	// ErrNotFound: no such attestation.
 	ErrNotFound = errors.New("attestation not found")
 )

@@ -55,7 +55,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the report as JSON")
-	root.PersistentFlags().StringVar(&a.state, "state", "", "auditor state directory (default $AGENTIX_VERIFY_STATE, else $XDG_STATE_HOME/agentix-verify)")
+	root.PersistentFlags().StringVar(&a.state, "state", "", "auditor state directory (default $AGENTIX_VERIFY_STATE, else $XDG_STATE_HOME/agentix-verify, else ~/.local/state/agentix-verify)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	for _, f := range commands {
 		root.AddCommand(f())

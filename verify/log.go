@@ -1,0 +1,296 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/client"
+
+	"github.com/agentix/agentix-store/attest"
+)
+
+// LogSource reads a C2SP tlog-tiles log: its checkpoint, tiles and entry
+// bundles (Tessera's client fetchers satisfy it).
+type LogSource interface {
+	ReadCheckpoint(ctx context.Context) ([]byte, error)
+	ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error)
+	ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error)
+}
+
+// OpenLogSource returns a source for target: an http(s) URL of the log's
+// tlog-tiles root (for a node daemon, http://host:port/log/), or a
+// directory of static tiles.
+func OpenLogSource(target string, hc *http.Client) (LogSource, error) {
+	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
+		u, err := url.Parse(target)
+		if err != nil {
+			return nil, fmt.Errorf("log URL %q: %w", target, err)
+		}
+		return client.NewHTTPFetcher(u, hc)
+	}
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("log %q is neither an http(s) URL nor a directory of tiles", target)
+	}
+	return client.FileFetcher{Root: target}, nil
+}
+
+// LogOptions configure CheckLog.
+type LogOptions struct {
+	// State, when set, is consulted and updated: the checkpoint must be
+	// consistent with what this auditor accepted before.
+	State *State
+	// Full replays every entry: each must be an attestation that verifies
+	// with the policy, and their leaf hashes must give the checkpoint's
+	// root.
+	Full bool
+	// Workers verify entries in parallel (0: GOMAXPROCS).
+	Workers int
+	// MaxFindings bounds the entry failures listed (0: 100); all are
+	// counted.
+	MaxFindings int
+}
+
+// LogResult is what CheckLog measured.
+type LogResult struct {
+	Origin      string  `json:"origin"`
+	Size        uint64  `json:"size"`
+	Root        []byte  `json:"root"`
+	Previous    uint64  `json:"previousSize"`
+	Replayed    uint64  `json:"replayed,omitempty"`
+	BadEntries  uint64  `json:"badEntries,omitempty"`
+	EntriesPerS float64 `json:"entriesPerSecond,omitempty"`
+}
+
+// CheckLog checks a log's current checkpoint against the policy (the log's
+// key, witness quorum) and against the checkpoints this auditor accepted
+// before (o.State): same size means same root (ErrSplitView), a smaller
+// size is a rollback (ErrRollback), a larger one must be proven consistent
+// with the largest accepted (ErrInconsistent). With o.Full every entry is
+// replayed (see Replay). The checkpoint is remembered only when everything
+// held.
+func CheckLog(ctx context.Context, src LogSource, p *attest.Policy, target string, o LogOptions) (*Report, *LogResult) {
+	r := NewReport("log", target)
+	res := &LogResult{}
+	r.Details["log"] = res
+	raw, err := src.ReadCheckpoint(ctx)
+	if err != nil {
+		r.Fail("checkpoint", nil, "", unavailable("read checkpoint: %v", err))
+		return r.Done(), res
+	}
+	cp, witnesses, err := p.VerifyCheckpoint(raw)
+	if err != nil {
+		r.Fail("checkpoint", nil, "", err)
+		return r.Done(), res
+	}
+	res.Origin, res.Size, res.Root = cp.Origin, cp.Size, cp.Hash
+	r.Prove("checkpoint of %s at size %d (root %x) signed by the log's key; %d witness cosignature(s)", cp.Origin, cp.Size, cp.Hash, len(witnesses))
+
+	var ls *LogState
+	if o.State != nil {
+		if ls, err = o.State.Load(cp.Origin); err != nil {
+			r.Fail("state", nil, "", unavailable("%v", err))
+			return r.Done(), res
+		}
+		checkHistory(ctx, r, src, ls, cp.Size, cp.Hash, res)
+	}
+	if o.Full && len(r.Failures) == 0 {
+		Replay(ctx, r, src, p, cp.Size, cp.Hash, o, res)
+	}
+	r.Done()
+	if r.OK && ls != nil {
+		ls.Accept(Accepted{Size: cp.Size, Root: cp.Hash, Note: string(raw), Accepted: time.Now().UTC()})
+		if err := o.State.Save(ls); err != nil {
+			r.Fail("state", nil, "", unavailable("%v", err))
+			return r.Done(), res
+		}
+		r.Prove("checkpoint at size %d remembered (%d accepted checkpoint(s) of %s)", cp.Size, len(ls.Accepted), cp.Origin)
+	}
+	return r, res
+}
+
+// checkHistory compares the checkpoint (size, root) with the remembered
+// state of its log.
+func checkHistory(ctx context.Context, r *Report, src LogSource, ls *LogState, size uint64, root []byte, res *LogResult) {
+	if a, ok := ls.At(size); ok && !bytes.Equal(a.Root, root) {
+		r.Fail("consistency", nil, "", errf(ErrSplitView, "%s at size %d: served root %x, accepted root %x on %s", ls.Origin, size, root, a.Root, a.Accepted.Format(time.RFC3339)))
+		return
+	}
+	if ls.Latest == nil {
+		r.Prove("first checkpoint of %s seen by this auditor (trust on first use)", ls.Origin)
+		return
+	}
+	last := *ls.Latest
+	res.Previous = last.Size
+	switch {
+	case size < last.Size:
+		r.Fail("consistency", nil, "", errf(ErrRollback, "%s served size %d after this auditor accepted size %d", ls.Origin, size, last.Size))
+	case size == last.Size:
+		r.Prove("same checkpoint as the last accepted (size %d)", size)
+	default:
+		pb, err := client.NewProofBuilder(ctx, size, src.ReadTile)
+		if err != nil {
+			r.Fail("consistency", nil, "", unavailable("tiles for a consistency proof %d→%d: %v", last.Size, size, err))
+			return
+		}
+		prf, err := pb.ConsistencyProof(ctx, last.Size, size)
+		if err != nil {
+			r.Fail("consistency", nil, "", unavailable("consistency proof %d→%d: %v", last.Size, size, err))
+			return
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, last.Size, size, prf, last.Root, root); err != nil {
+			r.Fail("consistency", nil, "", errf(ErrInconsistent, "%s: size %d (root %x) is not an extension of accepted size %d (root %x): %v", ls.Origin, size, root, last.Size, last.Root, err))
+			return
+		}
+		r.Prove("consistent with the last accepted checkpoint (size %d → %d)", last.Size, size)
+	}
+}
+
+// replayJob is one entry bundle's worth of entries.
+type replayJob struct {
+	first   uint64
+	entries [][]byte
+	hashes  [][]byte
+	bad     []entryErr
+	done    chan struct{}
+}
+
+type entryErr struct {
+	i   uint64
+	err error
+}
+
+// Replay fetches every entry of a log of the given size, verifies each as an
+// attestation (attest.VerifyEnvelopeBytes with the policy) on o.Workers
+// goroutines, and recomputes the root from the entries' leaf hashes with a
+// compact range, which must equal root (ErrRootMismatch). Each entry that
+// fails is reported with its index.
+func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, size uint64, root []byte, o LogOptions, res *LogResult) {
+	workers := o.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	maxF := o.MaxFindings
+	if maxF <= 0 {
+		maxF = 100
+	}
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	jobs := make(chan *replayJob, workers*2)
+	order := make(chan *replayJob, workers*4)
+	var fetchErr error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.hashes = make([][]byte, len(j.entries))
+				for k, e := range j.entries {
+					j.hashes[k] = rfc6962.DefaultHasher.HashLeaf(e)
+					if _, err := attest.VerifyEnvelopeBytes(e, p); err != nil {
+						j.bad = append(j.bad, entryErr{j.first + uint64(k), err})
+					}
+				}
+				close(j.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		sizeFn := func(context.Context) (uint64, error) { return size, nil }
+		for b, err := range client.EntryBundles(ctx, uint(workers), sizeFn, src.ReadEntryBundle, 0, size) {
+			if err != nil {
+				fetchErr = err
+				return
+			}
+			var eb api.EntryBundle
+			if err := eb.UnmarshalText(b.Data); err != nil {
+				fetchErr = fmt.Errorf("entry bundle %d: %w", b.RangeInfo.Index, err)
+				return
+			}
+			es := eb.Entries
+			if int(b.RangeInfo.First)+int(b.RangeInfo.N) > len(es) {
+				fetchErr = fmt.Errorf("entry bundle %d holds %d entries, want at least %d", b.RangeInfo.Index, len(es), b.RangeInfo.First+b.RangeInfo.N)
+				return
+			}
+			es = es[b.RangeInfo.First : b.RangeInfo.First+b.RangeInfo.N]
+			j := &replayJob{first: b.RangeInfo.Index*256 + uint64(b.RangeInfo.First), entries: es, done: make(chan struct{})}
+			select {
+			case order <- j:
+			case <-ctx.Done():
+				return
+			}
+			jobs <- j
+		}
+	}()
+
+	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+	var listed int
+	var appendErr error
+	for j := range order {
+		<-j.done
+		for _, h := range j.hashes {
+			if err := rng.Append(h, nil); err != nil && appendErr == nil {
+				appendErr = err
+			}
+		}
+		for _, be := range j.bad {
+			res.BadEntries++
+			if listed < maxF {
+				listed++
+				r.Fail("replay", ptr(be.i), "", be.err)
+			}
+		}
+	}
+	wg.Wait()
+	res.Replayed = rng.End()
+	if el := time.Since(start).Seconds(); el > 0 {
+		res.EntriesPerS = float64(res.Replayed) / el
+	}
+	if res.BadEntries > uint64(listed) {
+		r.Fail("replay", nil, "", fmt.Errorf("%d more entries failed verification (not listed)", res.BadEntries-uint64(listed)))
+	}
+	if appendErr != nil {
+		r.Fail("replay", nil, "", appendErr)
+		return
+	}
+	if fetchErr != nil {
+		r.Fail("replay", ptr(rng.End()), "", unavailable("read entries: %v", fetchErr))
+		return
+	}
+	if rng.End() != size {
+		r.Fail("replay", nil, "", unavailable("read %d entries, checkpoint has %d", rng.End(), size))
+		return
+	}
+	got, err := rng.GetRootHash(nil)
+	if err != nil {
+		r.Fail("replay", nil, "", err)
+		return
+	}
+	if size == 0 {
+		got = rfc6962.DefaultHasher.EmptyRoot()
+	}
+	if !bytes.Equal(got, root) {
+		r.Fail("replay", nil, "", errf(ErrRootMismatch, "%d entries hash to %x, checkpoint root is %x", size, got, root))
+		return
+	}
+	r.Prove("replayed all %d entries: the root recomputed from them is the checkpoint's", size)
+	if res.BadEntries == 0 {
+		r.Prove("every entry is an attestation that verifies with the policy (signatures, threshold, statement, schema)")
+	}
+}
