@@ -119,6 +119,12 @@ func (ing *Ingester) attest(ctx context.Context, ws string, sc cid.Cid, snap *sc
 			return nil, fmt.Errorf("attest apply at line %d: %w", a.Line, err)
 		}
 		ids = append(ids, id)
+		if err := state.put(wsKey(state.ws, "i", seqKey(a.Line)), id.String()); err != nil {
+			return nil, err
+		}
+		if err := state.put(applyIDKey(id.String()), applyRef{Workspace: ws, Line: a.Line, PatchSHA256: a.Patch.SHA256}); err != nil {
+			return nil, err
+		}
 	}
 	return ids, nil
 }

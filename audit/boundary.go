@@ -57,11 +57,14 @@ var (
 // (0 when it concerns no single line); Patch the workspace-relative patch
 // path, if any.
 type Violation struct {
-	Rule    Rule   `json:"rule"`
-	Line    int64  `json:"line"`
-	Patch   string `json:"patch,omitempty"`
-	Reason  error  `json:"-"`
-	Message string `json:"message"`
+	Rule  Rule   `json:"rule"`
+	Line  int64  `json:"line"`
+	Patch string `json:"patch,omitempty"`
+	// PatchCID is the stored Patch record of Patch, when known: what an
+	// approver signs (agentix-store approve PATCH_CID).
+	PatchCID string `json:"patchCid,omitempty"`
+	Reason   error  `json:"-"`
+	Message  string `json:"message"`
 }
 
 func (v *Violation) Error() string {
@@ -72,6 +75,9 @@ func (v *Violation) Error() string {
 	}
 	if v.Patch != "" {
 		fmt.Fprintf(&b, ", patch %s", v.Patch)
+	}
+	if v.PatchCID != "" {
+		fmt.Fprintf(&b, " (%s)", v.PatchCID)
 	}
 	fmt.Fprintf(&b, ": %s", v.Message)
 	return b.String()
@@ -394,6 +400,41 @@ type RunningConfig struct {
 	ID         string
 	ApplyLines []int64
 	Unknown    []string
+	// PatchSHA256, when set for a line, is the patch sha256 (hex) the apply
+	// attestation claims for that line; an apply line with other patch
+	// bytes breaks rule 5.
+	PatchSHA256 map[int64]string
+}
+
+// ApplyClaim is an apply/v1 attestation reduced to what rule 5 needs: its
+// id, the 1-based audit line it names and the patch sha256 it claims.
+type ApplyClaim struct {
+	ID          string
+	Line        int64
+	PatchSHA256 string
+}
+
+// LinkRunningConfig resolves the apply attestation ids a running-config/v1
+// attestation (id) names through the apply claims known: each id found
+// becomes its audit line, the others are Unknown.
+func LinkRunningConfig(id string, applyIDs []string, claims []ApplyClaim) RunningConfig {
+	by := map[string]ApplyClaim{}
+	for _, c := range claims {
+		by[c.ID] = c
+	}
+	rc := RunningConfig{ID: id, PatchSHA256: map[int64]string{}}
+	for _, a := range applyIDs {
+		c, ok := by[a]
+		if !ok {
+			rc.Unknown = append(rc.Unknown, a)
+			continue
+		}
+		rc.ApplyLines = append(rc.ApplyLines, c.Line)
+		if c.PatchSHA256 != "" {
+			rc.PatchSHA256[c.Line] = c.PatchSHA256
+		}
+	}
+	return rc
 }
 
 // Inputs are what rules 2, 4 and 5 need beyond the lines.
@@ -402,6 +443,9 @@ type Inputs struct {
 	RunningConfigs []RunningConfig
 	// AppendOnly holds rule 4 violations found by the ingester.
 	AppendOnly []Violation
+	// Snapshots are earlier attested snapshots the log must continue
+	// (rule 4); only CheckWorkspace reads them.
+	Snapshots []AttestedSnapshot
 }
 
 // Result is the outcome of a boundary check.
@@ -511,7 +555,9 @@ func (ev *Evaluator) Result(lines int64, in Inputs) (*Result, error) {
 			if late > 0 {
 				reason, detail = ErrApprovalLate, detail+fmt.Sprintf("; %d approval(s) recorded after the apply", late)
 			}
-			viols = append(viols, newViolation(RuleApproval, a.Line, a.Rel, reason, detail))
+			v := newViolation(RuleApproval, a.Line, a.Rel, reason, detail)
+			v.PatchCID = a.Patch.CID
+			viols = append(viols, v)
 		}
 	}
 	byLine := map[int64]ApplyRec{}
@@ -525,8 +571,12 @@ func (ev *Evaluator) Result(lines int64, in Inputs) (*Result, error) {
 				viols = append(viols, newViolation(RuleClosure, ln, "", ErrClosureUnknown, fmt.Sprintf("running config %s names line %d, which is no applied patch", rc.ID, ln)))
 				continue
 			}
-			if !a.Rule1 || rule2[ln] {
+			switch want := rc.PatchSHA256[ln]; {
+			case !a.Rule1 || rule2[ln]:
 				viols = append(viols, newViolation(RuleClosure, ln, a.Rel, ErrClosureBadApply, "running config "+rc.ID))
+			case want != "" && want != a.Patch.SHA256:
+				viols = append(viols, newViolation(RuleClosure, ln, a.Rel, ErrClosureBadApply,
+					fmt.Sprintf("running config %s: its apply attestation names patch sha256 %s, the line applied %s", rc.ID, short(want), short(a.Patch.SHA256))))
 			}
 		}
 		for _, id := range rc.Unknown {

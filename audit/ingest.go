@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -48,6 +49,17 @@ func (p PublisherAttester) Attest(ctx context.Context, pt string, subjects []att
 // ApprovalSource returns the verified approvals known now (see Approval).
 type ApprovalSource func(ctx context.Context) ([]Approval, error)
 
+// RunningConfigClaim is a running-config/v1 attestation reduced to what
+// rule 5 needs: its id and the apply/v1 attestation ids it names.
+type RunningConfigClaim struct {
+	ID      string
+	Applies []string
+}
+
+// RunningConfigSource returns the running-config/v1 attestations known now
+// (verified by the caller: the node's own, or ones it trusts).
+type RunningConfigSource func(ctx context.Context) ([]RunningConfigClaim, error)
+
 // Ingester stores Agentix workspaces' audit logs and proposals and keeps
 // their boundary state in the node's database.
 type Ingester struct {
@@ -60,6 +72,12 @@ type Ingester struct {
 	Attester Attester
 	// Approvals, if set, supplies approvals for rule 2.
 	Approvals ApprovalSource
+	// RunningConfigs, if set, supplies running-config/v1 attestations for
+	// rule 5. Each apply id they name is resolved through the apply/v1
+	// attestations this Ingester published: ids of another workspace's
+	// applies are left to that workspace, ids no workspace published are
+	// violations.
+	RunningConfigs RunningConfigSource
 	// Now returns the time put in audit-log attestations (time.Now if nil).
 	Now func() time.Time
 }
@@ -121,7 +139,11 @@ type Evidence struct {
 	Line     int64   `json:"line"` // first line that differs (1-based)
 	Accepted cid.Cid `json:"accepted"`
 	Found    cid.Cid `json:"found"` // snapshot of the refused version
-	Time     string  `json:"time"`
+	// AcceptedBytes and FoundBytes are the two versions' exact bytes
+	// (UnixFS files: agentix-store cat prints them).
+	AcceptedBytes cid.Cid `json:"acceptedBytes"`
+	FoundBytes    cid.Cid `json:"foundBytes"`
+	Time          string  `json:"time"`
 }
 
 // TamperError is returned by Ingest when the file does not continue the
@@ -150,6 +172,10 @@ type headState struct {
 	PrefixSHA   []byte   `json:"prefixSha256State"` // marshalled sha256 state over [0, Size)
 	Snapshot    string   `json:"snapshot"`
 	Bytes       string   `json:"bytes"`
+	// Verdict digests the boundary verdict last attested for Snapshot
+	// (verdictDigest); a re-ingest that reaches another verdict (new
+	// approvals, running configs) attests the snapshot again.
+	Verdict string `json:"verdict,omitempty"`
 }
 
 type historyEntry struct {
@@ -404,11 +430,7 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 	}
 	res := &IngestResult{Workspace: ws, Pending: len(r.Pending())}
 	if newLineCt == 0 && h != nil {
-		res.Unchanged = true
-		res.Lines, res.Size, res.Root = h.Lines, h.Size, hex.EncodeToString(h.Root)
-		res.Snapshot, _ = cid.Decode(h.Snapshot)
-		res.Bytes, _ = cid.Decode(h.Bytes)
-		return res, nil
+		return ing.reevaluate(ctx, ws, h, ev, state, res)
 	}
 	end := r.Offset()
 	segment, err := ing.Store.Add(ctx, io.NewSectionReader(f, start, end-start), store.AddOptions{})
@@ -453,11 +475,9 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 	res.Snapshot, res.Bytes, res.Lines, res.Size = snapC, bytesC, r.Lines(), end
 	res.NewLines, res.Root, res.Proof = newLineCt, hex.EncodeToString(tree.Root()), proofHex
 
-	in := Inputs{}
-	if ing.Approvals != nil {
-		if in.Approvals, err = ing.Approvals(ctx); err != nil {
-			return nil, fmt.Errorf("approvals: %w", err)
-		}
+	in, err := ing.inputs(ctx, ws)
+	if err != nil {
+		return nil, err
 	}
 	if res.Boundary, err = ev.Result(r.Lines(), in); err != nil {
 		return nil, err
@@ -467,7 +487,11 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		return nil, err
 	}
 	if ing.Attester != nil {
-		ids, err := ing.attest(ctx, ws, snapC, snap, prefix.Sum(nil), res.Boundary, newProps, newApply, state)
+		todo, err := ing.unattestedApplies(state, res.Boundary, newApply)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := ing.attest(ctx, ws, snapC, snap, prefix.Sum(nil), res.Boundary, newProps, todo, state)
 		if err != nil {
 			return nil, err
 		}
@@ -477,7 +501,8 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		return nil, fmt.Errorf("audit: write state: %w", err)
 	}
 	nh := headState{Size: end, Lines: r.Lines(), LastLineOff: lastOff, LastLineSHA: lastSHA, Hashes: tree.Hashes(),
-		Root: tree.Root(), PrefixSHA: prefixState, Snapshot: snapC.String(), Bytes: bytesC.String()}
+		Root: tree.Root(), PrefixSHA: prefixState, Snapshot: snapC.String(), Bytes: bytesC.String(),
+		Verdict: verdictDigest(res.Boundary)}
 	if h != nil {
 		nh.Seq = h.Seq + 1
 	}
@@ -584,4 +609,144 @@ func (ing *Ingester) concat(ctx context.Context, a cid.Cid, aSize int64, b cid.C
 		return cid.Undef, err
 	}
 	return blk.Cid(), nil
+}
+
+// inputs gathers what rules 2 and 5 need beyond the lines.
+func (ing *Ingester) inputs(ctx context.Context, ws string) (Inputs, error) {
+	var in Inputs
+	var err error
+	if ing.Approvals != nil {
+		if in.Approvals, err = ing.Approvals(ctx); err != nil {
+			return in, fmt.Errorf("approvals: %w", err)
+		}
+	}
+	if ing.RunningConfigs != nil {
+		claims, err := ing.RunningConfigs(ctx)
+		if err != nil {
+			return in, fmt.Errorf("running configs: %w", err)
+		}
+		for _, c := range claims {
+			rc := RunningConfig{ID: c.ID, PatchSHA256: map[int64]string{}}
+			for _, id := range c.Applies {
+				var ref applyRef
+				ok, err := getJSON(ing.DB, applyIDKey(id), &ref)
+				if err != nil {
+					return in, err
+				}
+				switch {
+				case !ok:
+					rc.Unknown = append(rc.Unknown, id)
+				case ref.Workspace == ws:
+					rc.ApplyLines = append(rc.ApplyLines, ref.Line)
+					rc.PatchSHA256[ref.Line] = ref.PatchSHA256
+				}
+			}
+			if len(rc.ApplyLines)+len(rc.Unknown) > 0 {
+				in.RunningConfigs = append(in.RunningConfigs, rc)
+			}
+		}
+	}
+	return in, nil
+}
+
+// reevaluate handles an ingest that found no new line: the verdict is
+// computed again with the approvals and running configs known now, and when
+// it differs from the one attested for the accepted snapshot (or applies
+// have newly met the approval threshold), the snapshot is attested again
+// with the new verdict, with apply/v1 for those applies.
+func (ing *Ingester) reevaluate(ctx context.Context, ws string, h *headState, ev *Evaluator, state *dbState, res *IngestResult) (*IngestResult, error) {
+	res.Unchanged = true
+	res.Lines, res.Size, res.Root = h.Lines, h.Size, hex.EncodeToString(h.Root)
+	var err error
+	if res.Snapshot, err = cid.Decode(h.Snapshot); err != nil {
+		return nil, err
+	}
+	if res.Bytes, err = cid.Decode(h.Bytes); err != nil {
+		return nil, err
+	}
+	in, err := ing.inputs(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	if res.Boundary, err = ev.Result(h.Lines, in); err != nil {
+		return nil, err
+	}
+	if ing.Attester == nil {
+		return res, nil
+	}
+	todo, err := ing.unattestedApplies(state, res.Boundary, nil)
+	if err != nil {
+		return nil, err
+	}
+	verdict := verdictDigest(res.Boundary)
+	if verdict == h.Verdict && len(todo) == 0 {
+		return res, nil
+	}
+	blk, err := ing.Store.Blockstore().Get(ctx, res.Snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("audit: accepted snapshot %s: %w", res.Snapshot, err)
+	}
+	var snap schemas.AuditLogSnapshot
+	if err := schemas.DecodeBlock(blk, &snap); err != nil {
+		return nil, fmt.Errorf("audit: accepted snapshot %s: %w", res.Snapshot, err)
+	}
+	prefix := sha256.New()
+	if err := prefix.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
+		return nil, fmt.Errorf("audit: stored prefix hash state: %w", err)
+	}
+	if res.Attestations, err = ing.attest(ctx, ws, res.Snapshot, &snap, prefix.Sum(nil), res.Boundary, nil, todo, state); err != nil {
+		return nil, err
+	}
+	if err := state.flush(); err != nil {
+		return nil, fmt.Errorf("audit: write state: %w", err)
+	}
+	nh := *h
+	nh.Verdict = verdict
+	err = ing.DB.Update(func(txn *badger.Txn) error {
+		hb, _ := json.Marshal(nh)
+		return txn.Set(wsKey(ws, "head"), hb)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: write head: %w", err)
+	}
+	return res, nil
+}
+
+// unattestedApplies returns the apply lines to consider for apply/v1: the
+// new ones, and in approver mode every apply that now meets the threshold
+// and has no apply/v1 yet.
+func (ing *Ingester) unattestedApplies(state *dbState, b *Result, newApply []int64) ([]int64, error) {
+	out := slices.Clone(newApply)
+	if b.SingleOperator {
+		return out, nil
+	}
+	lines := make([]int64, 0, len(b.ApprovedBy))
+	for l := range b.ApprovedBy {
+		lines = append(lines, l)
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		if slices.Contains(out, l) {
+			continue
+		}
+		var id string
+		ok, err := state.get(wsKey(state.ws, "i", seqKey(l)), &id)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// verdictDigest is the hex SHA-256 of a verdict's attested form.
+func verdictDigest(b *Result) string {
+	v, _ := json.Marshal(struct {
+		Passed     bool
+		Violations []attest.Violation
+	}{b.Passed, AttestationViolations(b.Violations)})
+	s := sha256.Sum256(v)
+	return hex.EncodeToString(s[:])
 }

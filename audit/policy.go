@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"slices"
+
+	"github.com/agentix/agentix-store/attest"
 )
 
 // Policy is the safety-boundary policy. The zero value is the built-in
@@ -125,4 +127,36 @@ func LoadPolicy(path string) (*Policy, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return p, nil
+}
+
+// WithTrustPolicy returns the boundary policy in force when an auditor or
+// node holds trust policy tp: base (nil: the built-in policy, or tp's
+// "boundary" object when it has one), tightened by tp's approvers: when
+// base names no approvers and tp names approver keys, every applied patch
+// needs approvals by tp's threshold of those keys (key ids as attest.KeyID
+// computes them). The result's Digest covers the merged policy.
+func WithTrustPolicy(base *Policy, tp *attest.Policy) (*Policy, error) {
+	var p Policy
+	switch {
+	case base != nil:
+		p = *base
+	case len(tp.Boundary) > 0 && string(tp.Boundary) != "null":
+		bp, err := ParsePolicy(tp.Boundary)
+		if err != nil {
+			return nil, fmt.Errorf("trust policy boundary: %w", err)
+		}
+		p = *bp
+	}
+	if p.SingleOperator() && tp.Approvers.Threshold > 0 {
+		ks := tp.ApproverKeySet()
+		keys := make([]string, 0, ks.Len())
+		for _, v := range ks.List() {
+			keys = append(keys, v.KeyID())
+		}
+		if len(keys) > 0 {
+			p.Approvers = Approvers{Threshold: min(tp.Approvers.Threshold, len(keys)), Keys: keys}
+			p.digest = ""
+		}
+	}
+	return &p, nil
 }

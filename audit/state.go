@@ -23,6 +23,8 @@ import (
 //	x/w/<W>/n/applies       number of ApplyRecs (JSON)
 //	x/w/<W>/v/<line:020d>/<i:04d> Violation (JSON)
 //	x/w/<W>/f/<line:020d>/<i:04d> Finding (JSON)
+//	x/w/<W>/i/<line:020d>   id of the apply/v1 attestation of that apply line
+//	x/i/<attestation id>    applyRef (JSON): workspace and line of an apply/v1
 //
 // Every per-line key is a function of the line, so re-evaluating a line
 // (after a crash between writing evaluator state and the head) rewrites the
@@ -229,4 +231,31 @@ func (s *dbState) flush() error {
 	}
 	s.buf = map[string][]byte{}
 	return nil
+}
+
+// applyRef locates the apply an apply/v1 attestation published by this
+// node names.
+type applyRef struct {
+	Workspace   string `json:"workspace"`
+	Line        int64  `json:"line"` // 1-based
+	PatchSHA256 string `json:"patchSha256"`
+}
+
+func applyIDKey(id string) []byte {
+	return append(append(slices.Clone(kv.PrefixAudit), "i/"...), id...)
+}
+
+// getJSON reads and decodes key k; ok is false when it is absent.
+func getJSON(db *badger.DB, k []byte, v any) (bool, error) {
+	err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }

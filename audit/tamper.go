@@ -123,7 +123,8 @@ func (ing *Ingester) refuse(ctx context.Context, root, ws string, f *os.File, h 
 	if err != nil {
 		return nil, err
 	}
-	evd := Evidence{Kind: kind, Line: line, Accepted: accepted, Found: sc, Time: ing.now().UTC().Format(time.RFC3339)}
+	evd := Evidence{Kind: kind, Line: line, Accepted: accepted, Found: sc, AcceptedBytes: oldBytes, FoundBytes: bc,
+		Time: ing.now().UTC().Format(time.RFC3339)}
 	viol := newViolation(RuleAppendOnly, line, "", ErrNotAppendOnly,
 		fmt.Sprintf("line %d %s relative to the snapshot of %d lines (%s)", line, kind, h.Lines, accepted))
 	// The boundary verdict over the refused version: everything it shows,
@@ -143,12 +144,11 @@ func (ing *Ingester) refuse(ctx context.Context, root, ws string, f *os.File, h 
 			return nil, err
 		}
 	}
-	in := Inputs{AppendOnly: []Violation{viol}}
-	if ing.Approvals != nil {
-		if in.Approvals, err = ing.Approvals(ctx); err != nil {
-			return nil, err
-		}
+	in, err := ing.inputs(ctx, ws)
+	if err != nil {
+		return nil, err
 	}
+	in.AppendOnly = []Violation{viol}
 	bres, err := ev.Result(rr.Lines(), in)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -44,29 +45,70 @@ func readPatch(root, rel string) ([]byte, error) {
 	return os.ReadFile(p)
 }
 
+// AttestedSnapshot is an earlier snapshot of the log, as an audit-log/v1
+// attestation states it (the caller verifies the attestation): after Lines
+// lines the RFC 6962 root was Root. Bytes, when the caller has them (from a
+// bundle's CAR), are the snapshot's exact bytes; with them a divergence is
+// reported at its first differing line.
+type AttestedSnapshot struct {
+	ID    string // attestation id, for reports
+	Lines int64
+	Root  []byte
+	Bytes []byte
+}
+
+// SnapshotCheck is the rule 4 outcome for one attested snapshot: the
+// consistency proof from the attested root at Lines to the root recomputed
+// over the current file.
+type SnapshotCheck struct {
+	ID         string   `json:"id"`
+	Lines      int64    `json:"lines"`
+	Root       string   `json:"root"`
+	Consistent bool     `json:"consistent"`
+	Proof      []string `json:"consistencyProof,omitempty"`
+}
+
 // CheckReport is the result of a local check of a workspace.
 type CheckReport struct {
-	Workspace string  `json:"workspace"`
-	Lines     int64   `json:"lines"`
-	Bytes     int64   `json:"bytes"`
-	Root      string  `json:"root"` // hex RFC 6962 root over the lines
-	Pending   int     `json:"pendingBytes,omitempty"`
-	Result    *Result `json:"boundary"`
+	Workspace string          `json:"workspace"`
+	Lines     int64           `json:"lines"`
+	Bytes     int64           `json:"bytes"`
+	Root      string          `json:"root"` // hex RFC 6962 root over the lines
+	Pending   int             `json:"pendingBytes,omitempty"`
+	Snapshots []SnapshotCheck `json:"snapshots,omitempty"`
+	Result    *Result         `json:"boundary"`
 }
 
 // CheckWorkspace runs the boundary check over the workspace at root as it is
 // now, without a store: the audit log's lines, with every patch read from
 // disk. Rule 1's "bytes stored then" can only compare against the bytes
-// present now, and rule 4 is checked only against in.AppendOnly; use an
-// Ingester for the history-aware check.
+// present now. Rule 4 holds when the file is consistent with every snapshot
+// of in.Snapshots: for each, the RFC 6962 consistency proof from its
+// attested root at N lines to the root recomputed over the current N' ≥ N
+// lines verifies; in.AppendOnly adds violations found elsewhere.
 func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
-	f, err := os.Open(filepath.Join(root, filepath.FromSlash(AuditLogPath)))
+	path := filepath.Join(root, filepath.FromSlash(AuditLogPath))
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
 	ev := NewEvaluator(p, NewMemState(), FileLookup(root))
 	t := NewTree()
+	// Rule 4 needs the compact range at each attested size and the leaf
+	// hashes after the smallest one.
+	at := map[int64][][]byte{}
+	minN := int64(-1)
+	for _, s := range in.Snapshots {
+		at[s.Lines] = nil
+		if minN < 0 || s.Lines < minN {
+			minN = s.Lines
+		}
+	}
+	if _, ok := at[0]; ok {
+		at[0] = [][]byte{}
+	}
+	var leaves [][]byte
 	r := NewReader(f, 1, 0)
 	for {
 		l, err := r.Next()
@@ -76,15 +118,83 @@ func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.Append(l.Raw)
+		lh := LeafHash(l.Raw)
+		t.AppendLeafHash(lh)
+		if minN >= 0 {
+			if l.Number > minN {
+				leaves = append(leaves, lh)
+			}
+			if _, ok := at[l.Number]; ok {
+				at[l.Number] = t.Hashes()
+			}
+		}
 		if err := ev.Add(&l); err != nil {
 			return nil, err
 		}
 	}
-	res, err := ev.Result(r.Lines(), in)
-	if err != nil {
+	rep := &CheckReport{Workspace: root, Lines: r.Lines(), Bytes: r.Offset(), Root: hex.EncodeToString(t.Root()),
+		Pending: len(r.Pending())}
+	for _, s := range in.Snapshots {
+		var later [][]byte
+		if i := s.Lines - minN; i >= 0 && i <= int64(len(leaves)) {
+			later = leaves[i:]
+		}
+		sc, v, err := checkSnapshot(path, s, r.Lines(), t.Root(), at[s.Lines], later)
+		if err != nil {
+			return nil, err
+		}
+		rep.Snapshots = append(rep.Snapshots, sc)
+		if v != nil {
+			in.AppendOnly = append(in.AppendOnly, *v)
+		}
+	}
+	if rep.Result, err = ev.Result(r.Lines(), in); err != nil {
 		return nil, err
 	}
-	return &CheckReport{Workspace: root, Lines: r.Lines(), Bytes: r.Offset(), Root: hex.EncodeToString(t.Root()),
-		Pending: len(r.Pending()), Result: res}, nil
+	return rep, nil
+}
+
+// checkSnapshot checks one attested snapshot against the current file of
+// n lines and root cur. hashes is the compact range at s.Lines (nil when the
+// file is shorter), later the leaf hashes of lines s.Lines+1..n.
+func checkSnapshot(path string, s AttestedSnapshot, n int64, cur []byte, hashes, later [][]byte) (SnapshotCheck, *Violation, error) {
+	sc := SnapshotCheck{ID: s.ID, Lines: s.Lines, Root: hex.EncodeToString(s.Root)}
+	fail := func(line int64, detail string) (SnapshotCheck, *Violation, error) {
+		if s.Bytes != nil {
+			f, err := os.Open(path)
+			if err != nil {
+				return sc, nil, err
+			}
+			defer f.Close()
+			l, kind, err := locate(bytes.NewReader(s.Bytes), f, s.Lines)
+			if err == nil {
+				line, detail = l, fmt.Sprintf("line %d %s", l, kind)
+			}
+		}
+		v := newViolation(RuleAppendOnly, line, "", ErrNotAppendOnly,
+			fmt.Sprintf("%s relative to the attested snapshot of %d lines (%s)", detail, s.Lines, s.ID))
+		return sc, &v, nil
+	}
+	if s.Lines > n || hashes == nil {
+		return fail(n+1, fmt.Sprintf("the file has %d lines", n))
+	}
+	tr, err := LoadTree(uint64(s.Lines), hashes)
+	if err != nil {
+		return sc, nil, err
+	}
+	for _, lh := range later {
+		tr.AppendLeafHash(lh)
+	}
+	prf, err := tr.ConsistencyProof(uint64(s.Lines))
+	if err != nil {
+		return sc, nil, err
+	}
+	for _, h := range prf {
+		sc.Proof = append(sc.Proof, hex.EncodeToString(h))
+	}
+	if err := VerifyConsistency(uint64(s.Lines), uint64(n), prf, s.Root, cur); err != nil {
+		return fail(0, "the first lines no longer hash to the attested root")
+	}
+	sc.Consistent = true
+	return sc, nil, nil
 }
