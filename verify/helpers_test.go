@@ -187,3 +187,7 @@ func checkpointSize(t testing.TB, note []byte) uint64 {
 }
 
 func sha256sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func stringsReader(s string) *bytes.Reader { return bytes.NewReader([]byte(s)) }
+
+func storeAddOptions() store.AddOptions { return store.AddOptions{} }
