@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,7 @@ whose signatures verify with the approver keys of the trust policy.`,
 			if _, err := os.Stat(filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))); err != nil {
 				return usagef("ingest: %s is not an Agentix workspace: %v", ws, err)
 			}
-			pol := &audit.Policy{}
+			var pol *audit.Policy
 			if policyPath != "" {
 				var err error
 				if pol, err = audit.LoadPolicy(policyPath); err != nil {
@@ -58,43 +59,79 @@ whose signatures verify with the approver keys of the trust policy.`,
 				return err
 			}
 			defer n.Close()
+			if trustPath == "" {
+				if p := filepath.Join(n.Dir, node.TrustPolicyFile); fileExists(p) {
+					trustPath = p
+				}
+			}
+			var tp *attest.Policy
+			if trustPath != "" {
+				if tp, err = attest.LoadPolicy(trustPath); err != nil {
+					return usagef("trust policy: %v", err)
+				}
+				if pol, err = audit.WithTrustPolicy(pol, tp); err != nil {
+					return usagef("%s: %v", trustPath, err)
+				}
+			}
+			if pol == nil {
+				pol = &audit.Policy{}
+			}
 			ing := audit.NewIngester(n.Store, n.DB)
 			ing.Policy = pol
+			signer, err := attest.LoadSigner(filepath.Join(n.Dir, node.AttestKeyFile))
+			if err != nil {
+				return err
+			}
 			if !noAttest {
-				signer, err := attest.LoadSigner(filepath.Join(n.Dir, node.AttestKeyFile))
-				if err != nil {
-					return err
-				}
 				ing.Attester = audit.PublisherAttester{
 					Publisher: &attest.Publisher{Blocks: n.Store.Blockstore(), Log: n.Log, Index: attest.NewIndex(n.DB)},
 					Signer:    signer,
 				}
 			}
 			if !pol.SingleOperator() {
-				if trustPath == "" {
-					trustPath = filepath.Join(n.Dir, node.TrustPolicyFile)
-				}
-				tp, err := attest.LoadPolicy(trustPath)
-				if err != nil {
-					return fmt.Errorf("approver keys: %w", err)
+				if tp == nil {
+					return usagef("ingest: the policy names approvers; their keys come from --trust-policy")
 				}
 				ing.Approvals = indexedApprovals(n, tp.ApproverKeySet())
 			}
+			nodeKeys := []*attest.Verifier{signer.Verifier()}
+			if tp != nil {
+				nodeKeys = append(nodeKeys, tp.NodeKeySet().List()...)
+			}
+			ing.RunningConfigs = indexedRunningConfigs(n, attest.NewKeySet(nodeKeys...))
 			o := audit.IngestOptions{Workspace: name, VerifyPrefix: verify}
-			run := func(ctx context.Context) (*audit.IngestResult, error) {
-				r, err := ing.Ingest(ctx, ws, o)
+			out := cmd.OutOrStdout()
+			if !watch {
+				r, err := ing.Ingest(cmd.Context(), ws, o)
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
-					if eerr := a.emit(cmd.OutOrStdout(), r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
-						return r, eerr
+					if eerr := a.emit(out, r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
+						return eerr
 					}
 				}
-				return r, err
+				if err != nil {
+					return err
+				}
+				return boundaryErr(r.Boundary)
 			}
-			if !watch {
-				_, err := run(cmd.Context())
+			// --watch: one line of JSON (or a human block) per new
+			// snapshot or new verdict; quiet while nothing changes.
+			enc := json.NewEncoder(out)
+			return watchIngest(cmd.Context(), ws, interval, func(ctx context.Context) error {
+				r, err := ing.Ingest(ctx, ws, o)
+				if ctx.Err() != nil {
+					return nil
+				}
+				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) && (!r.Unchanged || len(r.Attestations) > 0) {
+					if a.json {
+						if eerr := enc.Encode(r); eerr != nil {
+							return eerr
+						}
+					} else {
+						printIngest(out, r)
+					}
+				}
 				return err
-			}
-			return watchIngest(cmd.Context(), ws, interval, run)
+			})
 		},
 	}
 	c.Flags().StringVar(&policyPath, "policy", "", "boundary policy file (tightens the built-in policy)")
@@ -107,9 +144,11 @@ whose signatures verify with the approver keys of the trust policy.`,
 	return c
 }
 
-// watchIngest polls the audit log's size and ingests whenever it changes,
-// until ctx is cancelled. A refused (tampered) version ends the watch.
-func watchIngest(ctx context.Context, ws string, every time.Duration, run func(context.Context) (*audit.IngestResult, error)) error {
+// watchIngest polls the audit log's size and modification time and ingests
+// whenever either changes, until ctx is cancelled (SIGINT, SIGTERM): then
+// it returns nil. A refused (tampered) version ends the watch with its
+// error. Polling, not inotify: it works the same on every filesystem.
+func watchIngest(ctx context.Context, ws string, every time.Duration, run func(context.Context) error) error {
 	path := filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))
 	var last int64 = -1
 	var lastMod time.Time
@@ -121,7 +160,7 @@ func watchIngest(ctx context.Context, ws string, every time.Duration, run func(c
 			return err
 		}
 		if fi.Size() != last || !fi.ModTime().Equal(lastMod) {
-			if _, err := run(ctx); err != nil {
+			if err := run(ctx); err != nil {
 				return err
 			}
 			last, lastMod = fi.Size(), fi.ModTime()
@@ -131,6 +170,60 @@ func watchIngest(ctx context.Context, ws string, every time.Duration, run func(c
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// boundaryErr is nil when the boundary held, else an error naming every
+// violation (exit status 1).
+func boundaryErr(b *audit.Result) error {
+	if b == nil || b.Passed {
+		return nil
+	}
+	return fmt.Errorf("safety boundary violated (%d violation(s)):\n%w", len(b.Violations), b.Err())
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// indexedRunningConfigs returns the running-config/v1 attestations of the
+// node's index signed by one of keys, reduced to the apply ids they name.
+func indexedRunningConfigs(n *node.Node, keys *attest.KeySet) audit.RunningConfigSource {
+	return func(ctx context.Context) ([]audit.RunningConfigClaim, error) {
+		recs, err := attest.NewIndex(n.DB).Search(attest.Query{PredicateType: attest.PredicateRunningConfig})
+		if err != nil {
+			return nil, err
+		}
+		var out []audit.RunningConfigClaim
+		for _, r := range recs {
+			c, err := cid.Decode(r.ID)
+			if err != nil {
+				continue
+			}
+			blk, err := n.Store.Blockstore().Get(ctx, c)
+			if err != nil {
+				return nil, fmt.Errorf("running config %s: %w", r.ID, err)
+			}
+			env, err := attest.ParseEnvelope(blk.RawData())
+			if err != nil {
+				continue
+			}
+			_, payload, err := attest.VerifySignatures(env, keys, 1)
+			if err != nil {
+				continue // not this node's, nor trusted
+			}
+			st, err := attest.ParseStatement(payload)
+			if err != nil {
+				continue
+			}
+			var p attest.RunningConfigPredicate
+			if st.PredicateType != attest.PredicateRunningConfig || st.DecodePredicate(&p) != nil {
+				continue
+			}
+			out = append(out, audit.RunningConfigClaim{ID: r.ID, Applies: p.Applies})
+		}
+		return out, nil
 	}
 }
 

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/agentix/agentix-store/attest"
@@ -16,20 +19,36 @@ func init() { register(newAuditLogCmd) }
 
 func newAuditLogCmd() *cobra.Command {
 	var boundaryPath, trustPath string
-	var approvalFiles []string
+	var approvalFiles, attFiles, snapFiles []string
 	c := &cobra.Command{
-		Use:   "audit-log WORKSPACE",
+		Use:   "audit-log WORKSPACE [--trust-policy FILE] [--attestation FILE]... [--approval FILE]...",
 		Short: "Check the safety boundary over a local Agentix workspace (exit 0 only when it held)",
 		Long: `audit-log reads WORKSPACE/.agentix/audit.jsonl and the proposal patches it
 names, and evaluates the safety-boundary rules: every applied patch was saved
 by a sandboxed run with source_modified false (rule 1); with approvers in the
-policy, it carries a threshold approval (rule 2, approvals from --approval
-files verified with the trust policy's approver keys); no agent-run event
-sets a forbidden flag and no denied request is applied (rule 3).
+policy, it carries a threshold approval (rule 2); no agent-run event sets a
+forbidden flag and no denied request is applied (rule 3); the file continues
+every attested snapshot given (rule 4); every running configuration given
+links only to applies that hold rules 1 and 2 (rule 5).
 
-Without a store there is no history: rule 1 compares the applied patch with
-the bytes present now, and rule 4 (append-only) is checked by
-'agentix-store ingest', which keeps every snapshot.`,
+--attestation takes DSSE envelopes or bundles (agentix-store bundle ID
+[--car]), each verified against --trust-policy before it counts:
+  audit-log/v1       an earlier snapshot (N lines, root R): the RFC 6962
+                     consistency proof from R at N to the root recomputed over
+                     the current file must verify; with a bundle's CAR the
+                     first differing line is named
+  approval/v1        an approval (rule 2), counted per distinct approver key
+  apply/v1           maps an apply attestation id to its audit line (rule 5)
+  running-config/v1  the applies it names must hold rules 1 and 2 (rule 5)
+--snapshot and --approval are the same flag under older names.
+
+The boundary policy is the built-in single-operator one, tightened by
+--boundary, by the trust policy's "boundary" object and by its approvers
+(threshold m of the approver keys). Without a store there is no history:
+rule 1 compares the applied patch with the bytes present now.
+
+Exit status: 0 the boundary held; 1 it was violated; 2 usage; 3 could not
+check.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return &usageError{msg: fmt.Sprintf("audit-log: want 1 argument (WORKSPACE), got %d", len(args))}
@@ -37,35 +56,36 @@ the bytes present now, and rule 4 (append-only) is checked by
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pol := &audit.Policy{}
+			var pol *audit.Policy
 			if boundaryPath != "" {
 				var err error
 				if pol, err = audit.LoadPolicy(boundaryPath); err != nil {
 					return &usageError{msg: err.Error()}
 				}
 			}
-			var in audit.Inputs
-			if !pol.SingleOperator() || len(approvalFiles) > 0 {
-				if trustPath == "" {
-					return &usageError{msg: "audit-log: approvers need --trust-policy (their public keys)"}
-				}
-				tp, err := attest.LoadPolicy(trustPath)
-				if err != nil {
+			files := append(append(append([]string{}, attFiles...), snapFiles...), approvalFiles...)
+			var tp *attest.Policy
+			if trustPath != "" {
+				var err error
+				if tp, err = attest.LoadPolicy(trustPath); err != nil {
 					return &usageError{msg: err.Error()}
 				}
-				var envs [][]byte
-				for _, f := range approvalFiles {
-					b, err := os.ReadFile(f)
-					if err != nil {
-						return err
-					}
-					envs = append(envs, b)
+				if pol, err = audit.WithTrustPolicy(pol, tp); err != nil {
+					return &usageError{msg: err.Error()}
 				}
-				apps, errs := audit.VerifyApprovals(envs, tp.ApproverKeySet())
-				for _, e := range errs {
-					fmt.Fprintf(cmd.ErrOrStderr(), "agentix-verify: ignoring %v\n", e)
+			}
+			if pol == nil {
+				pol = &audit.Policy{}
+			}
+			if tp == nil && (!pol.SingleOperator() || len(files) > 0) {
+				return &usageError{msg: "audit-log: approvers and attestations need --trust-policy (the keys that must have signed them)"}
+			}
+			var in audit.Inputs
+			if len(files) > 0 {
+				var err error
+				if in, err = loadAttestations(files, tp); err != nil {
+					return err
 				}
-				in.Approvals = apps
 			}
 			rep, err := audit.CheckWorkspace(args[0], pol, in)
 			if err != nil {
@@ -81,15 +101,116 @@ the bytes present now, and rule 4 (append-only) is checked by
 				printAuditLog(cmd.OutOrStdout(), rep)
 			}
 			if !rep.Result.Passed {
-				return &verifyFailed{msg: fmt.Sprintf("safety boundary violated in %s (%d violation(s))", args[0], len(rep.Result.Violations))}
+				msg := fmt.Sprintf("safety boundary violated in %s (%d violation(s))", args[0], len(rep.Result.Violations))
+				for i := range rep.Result.Violations {
+					msg += "\n  " + rep.Result.Violations[i].Error()
+				}
+				return &verifyFailed{msg: msg}
 			}
 			return nil
 		},
 	}
 	c.Flags().StringVar(&boundaryPath, "boundary", "", "boundary policy file (tightens the built-in single-operator policy)")
-	c.Flags().StringVar(&trustPath, "trust-policy", "", "trust policy with the approver keys (needed with approvers)")
-	c.Flags().StringArrayVar(&approvalFiles, "approval", nil, "approval/v1 DSSE envelope file (repeatable)")
+	c.Flags().StringVar(&trustPath, "trust-policy", "", "trust policy: node, log and approver keys (needed with approvers or attestations)")
+	c.Flags().StringArrayVar(&attFiles, "attestation", nil, "attestation envelope or bundle file: audit-log/v1, approval/v1, apply/v1, running-config/v1 (repeatable)")
+	c.Flags().StringArrayVar(&snapFiles, "snapshot", nil, "same as --attestation (an audit-log/v1 bundle)")
+	c.Flags().StringArrayVar(&approvalFiles, "approval", nil, "same as --attestation (an approval/v1 envelope)")
 	return c
+}
+
+// maxSnapshotBytes bounds the audit log bytes read from a bundle's CAR.
+const maxSnapshotBytes = 1 << 30
+
+// loadAttestations verifies each file (a bundle, else a DSSE envelope)
+// against tp and sorts what they state into rule inputs. A file that does
+// not verify is a usage-level failure naming the file: an auditor must not
+// silently check less than asked.
+func loadAttestations(files []string, tp *attest.Policy) (audit.Inputs, error) {
+	var in audit.Inputs
+	var claims []audit.ApplyClaim
+	type rc struct {
+		id      string
+		applies []string
+	}
+	var rcs []rc
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return in, err
+		}
+		var (
+			res *attest.Result
+			env []byte
+			car []byte
+			id  string
+		)
+		if bu, perr := attest.ParseBundle(b); perr == nil {
+			br, err := attest.VerifyBundle(b, tp)
+			if err != nil {
+				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, err)}
+			}
+			res, env, car, id = br.Result, bu.Envelope, bu.CAR, br.ID.String()
+		} else {
+			r, err := attest.VerifyEnvelopeBytes(b, tp)
+			if err != nil {
+				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, err)}
+			}
+			res, env, id = r, b, attest.ID(b).String()
+		}
+		st := res.Statement
+		switch st.PredicateType {
+		case attest.PredicateAuditLog:
+			var p attest.AuditLogPredicate
+			if err := st.DecodePredicate(&p); err != nil {
+				return in, fmt.Errorf("%s: %w", f, err)
+			}
+			root, err := hex.DecodeString(p.Snapshot.Root)
+			if err != nil || len(root) != 32 {
+				return in, &verifyFailed{msg: fmt.Sprintf("%s: snapshot root %q is not a SHA-256 hash", f, p.Snapshot.Root)}
+			}
+			s := audit.AttestedSnapshot{ID: id, Lines: p.Snapshot.Size, Root: root}
+			if len(car) > 0 {
+				for _, sub := range st.Subject {
+					if sub.Name != audit.AuditLogPath {
+						continue
+					}
+					c, err := cid.Decode(strings.TrimPrefix(sub.URI, "ipfs://"))
+					if err != nil {
+						continue
+					}
+					sum, _ := hex.DecodeString(sub.Digest["sha256"])
+					if s.Bytes, err = audit.FileFromCAR(car, c, sum, maxSnapshotBytes); err != nil {
+						return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, err)}
+					}
+				}
+			}
+			in.Snapshots = append(in.Snapshots, s)
+		case attest.PredicateApproval:
+			apps, errs := audit.VerifyApprovals([][]byte{env}, tp.ApproverKeySet())
+			if len(errs) > 0 {
+				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, errs[0])}
+			}
+			in.Approvals = append(in.Approvals, apps...)
+		case attest.PredicateApply:
+			var p attest.ApplyPredicate
+			if err := st.DecodePredicate(&p); err != nil {
+				return in, fmt.Errorf("%s: %w", f, err)
+			}
+			claims = append(claims, audit.ApplyClaim{ID: id, Line: p.AuditLine.Line + 1, PatchSHA256: p.Patch.SHA256})
+		case attest.PredicateRunningConfig:
+			var p attest.RunningConfigPredicate
+			if err := st.DecodePredicate(&p); err != nil {
+				return in, fmt.Errorf("%s: %w", f, err)
+			}
+			rcs = append(rcs, rc{id, p.Applies})
+		default:
+			return in, &usageError{msg: fmt.Sprintf("%s: a %s attestation says nothing about an audit log", f, st.PredicateType)}
+		}
+	}
+	for _, r := range rcs {
+		in.RunningConfigs = append(in.RunningConfigs, audit.LinkRunningConfig(r.id, r.applies, claims))
+	}
+	return in, nil
 }
 
 func printAuditLog(w io.Writer, r *audit.CheckReport) {
@@ -109,6 +230,13 @@ func printAuditLog(w io.Writer, r *audit.CheckReport) {
 	}
 	for _, f := range b.Findings {
 		fmt.Fprintf(w, "  finding: line %d: %s\n", f.Line, f.Message)
+	}
+	for _, s := range r.Snapshots {
+		state := "consistent (consistency proof verified)"
+		if !s.Consistent {
+			state = "NOT consistent"
+		}
+		fmt.Fprintf(w, "  snapshot %s: %d lines, root %s: %s\n", s.ID, s.Lines, s.Root, state)
 	}
 	if r.Pending > 0 {
 		fmt.Fprintf(w, "  note: %d bytes of an incomplete last line not checked\n", r.Pending)
