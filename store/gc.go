@@ -159,5 +159,53 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 			}
 		}
 	}
+	// DAGs being fetched from peers: keep whatever part is already here.
+	pending, err := s.pendingPins(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range pending {
+		if err := s.markPresent(ctx, r, marked); err != nil {
+			return nil, fmt.Errorf("pending pin %s: %w", r, err)
+		}
+	}
 	return marked, nil
+}
+
+// markPresent marks every block reachable from root that is present,
+// skipping missing subtrees (a DAG still being fetched).
+func (s *Store) markPresent(ctx context.Context, root cid.Cid, marked map[string]struct{}) error {
+	stack := []cid.Cid{root}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if _, ok := marked[string(c.Hash())]; ok {
+			continue
+		}
+		if c.Type() == cid.Raw {
+			if ok, err := s.bs.Has(ctx, c); err != nil {
+				return err
+			} else if ok {
+				marked[string(c.Hash())] = struct{}{}
+			}
+			continue
+		}
+		blk, err := s.bs.Get(ctx, c)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		marked[string(c.Hash())] = struct{}{}
+		links, err := Links(blk)
+		if err != nil {
+			return err
+		}
+		stack = append(stack, links...)
+	}
+	return nil
 }

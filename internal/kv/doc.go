@@ -16,6 +16,7 @@
 //	"a/"  attestation indexes (package attest)
 //	"x/"  audit-log ingest state (package audit)
 //	"c/"  closure indexes (package closure)
+//	"q/"  pins in progress: DAGs being fetched from peers (package store)
 //
 // Writes through badger are not fsynced individually (SyncWrites is off);
 // callers that promise durability call [DB.Sync] before acknowledging.

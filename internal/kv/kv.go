@@ -20,6 +20,7 @@ var (
 	PrefixAttest  = []byte("a/")
 	PrefixAudit   = []byte("x/")
 	PrefixClosure = []byte("c/")
+	PrefixPending = []byte("q/")
 )
 
 // ErrLocked is returned (wrapped in a *LockedError) when another process holds
