@@ -1,0 +1,38 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/agentix/agentix-store/verify"
+)
+
+func init() { register(newNodeCmd) }
+
+func newNodeCmd() *cobra.Command {
+	var o verify.NodeOptions
+	c := &cobra.Command{
+		Use:   "node URL --policy TRUST",
+		Short: "Audit a live node: log, running-config, closure, applies, proposals, approvals",
+		Long: `node checks the whole claim of one node from its daemon at URL: its log
+(as 'log' does, with the auditor state), its latest running-config
+attestation (verified and proven included in the log), the closure it names
+(fetched as a CAR; every block and every NAR hash checked, completeness;
+--shallow checks the root record only), and each apply behind it with the
+proposal (sandboxed run) and approval it rests on.`,
+		Args: oneArg("URL"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := loadPolicy("node")
+			if err != nil {
+				return err
+			}
+			if o.State, err = openState(); err != nil {
+				return err
+			}
+			o.HTTP = httpClient
+			return emit(cmd, verify.CheckNode(cmd.Context(), args[0], p, o))
+		},
+	}
+	policyFlag(c)
+	c.Flags().BoolVar(&o.Shallow, "shallow", false, "check the closure's root record only (no NARs)")
+	return c
+}
