@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/closure"
+	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/internal/progress"
 	"github.com/agentix/agentix-store/store"
@@ -24,6 +26,18 @@ func newClosureCmd() *cobra.Command {
 	c.AddCommand(newClosureImportCmd(), newClosureExportCmd(), newClosureVerifyCmd(),
 		newClosureLsCmd(), newClosureDiffCmd(), newClosureAttestCmd())
 	return c
+}
+
+// openForClosure opens the node for a closure command. The closure commands
+// work on the data directory itself, not through a daemon's API, so while a
+// daemon holds the directory they fail: the error says so and what to do.
+func openForClosure() (*node.Node, error) {
+	n, err := a.open(false)
+	var le *kv.LockedError
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%w; closure commands open the data directory directly (they do not go through the daemon's API): stop the daemon and run the command again (the daemon keeps serving imported closures to Nix at /nix/)", err)
+	}
+	return n, err
 }
 
 func newClosureImportCmd() *cobra.Command {
@@ -42,7 +56,7 @@ func newClosureImportCmd() *cobra.Command {
 			return exactArgs(1)(cmd, args)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
@@ -106,7 +120,7 @@ func newClosureExportCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
@@ -141,7 +155,7 @@ func newClosureVerifyCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
@@ -172,7 +186,7 @@ func newClosureLsCmd() *cobra.Command {
 		Short: "List imported closures, or the store paths of one closure",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
@@ -229,7 +243,7 @@ func newClosureDiffCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
@@ -270,7 +284,7 @@ func newClosureAttestCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := a.open(false)
+			n, err := openForClosure()
 			if err != nil {
 				return err
 			}
