@@ -34,7 +34,7 @@ type FetchOptions struct {
 
 // FetchResult reports a PinFrom.
 type FetchResult struct {
-	Root cid.Cid `json:"root"`
+	Root cid.Cid `json:"-"`
 	// Fetched and FetchedBytes count the blocks received in this call;
 	// Present counts those that were already here (a resumed pin).
 	Fetched      int   `json:"fetched"`

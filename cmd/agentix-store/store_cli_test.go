@@ -226,3 +226,43 @@ func TestServeHealthzAndGateway(t *testing.T) {
 		t.Fatalf("log checkpoint while serving: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// Operator B pins a DAG held by operator A's daemon; every block is
+// verified on the way in.
+func TestPinFromPeer(t *testing.T) {
+	a := initDir(t)
+	data := mod251(2<<20 + 7)
+	root := strings.Fields(string(ok(t, a, data, "add", "-")))[0]
+	base := startDaemon(t, a)
+
+	b := initDir(t)
+	var res struct {
+		Root    string
+		Fetched int
+		Present int
+	}
+	if err := json.Unmarshal(ok(t, b, nil, "pin", "add", "--json", "--from", base, "--name", "from-a", root), &res); err != nil || res.Root != root || res.Fetched != 10 {
+		t.Fatalf("pin add --from: %v %+v", err, res)
+	}
+	if !bytes.Equal(ok(t, b, nil, "cat", root), data) {
+		t.Fatal("pinned DAG lost bytes")
+	}
+	if !bytes.Contains(ok(t, b, nil, "pin", "ls"), []byte("from-a")) {
+		t.Fatal("pin not listed with its name")
+	}
+	// Again: nothing to fetch.
+	if err := json.Unmarshal(ok(t, b, nil, "pin", "add", "--json", "--from", base, root), &res); err != nil || res.Fetched != 0 || res.Present != 10 {
+		t.Fatalf("second pin add --from: %v %+v", err, res)
+	}
+	for _, args := range [][]string{
+		{"pin", "add", "--from", "ftp://nope", root},
+		{"pin", "add", "--from", base, "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
+	} {
+		if r := run(t, b, nil, args...); r.code == 0 {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+	if r := run(t, b, nil, "pin", "add", "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-x"); r.code != 2 {
+		t.Errorf("store path without --from: exit %d", r.code)
+	}
+}

@@ -24,6 +24,7 @@ type Backend interface {
 	Pin(ctx context.Context, c cid.Cid, o store.PinOptions) error
 	Unpin(ctx context.Context, c cid.Cid) error
 	Pins(ctx context.Context) ([]Pin, error)
+	PinFrom(ctx context.Context, peer, target, name string, progress func(int, int64)) (PinFromResult, error)
 	GC(ctx context.Context) (store.GCResult, error)
 	Stat(ctx context.Context) (store.Stats, error)
 	LogAppend(ctx context.Context, entry []byte) (uint64, error)
@@ -88,6 +89,10 @@ func (l Local) ExportCAR(ctx context.Context, w io.Writer, c cid.Cid, o store.Ex
 
 func (l Local) Pin(ctx context.Context, c cid.Cid, o store.PinOptions) error {
 	return l.N.Store.Pin(ctx, c, o)
+}
+
+func (l Local) PinFrom(ctx context.Context, peer, target, name string, progress func(int, int64)) (PinFromResult, error) {
+	return pinFrom(ctx, l.N, peer, target, name, progress)
 }
 
 func (l Local) Unpin(ctx context.Context, c cid.Cid) error { return l.N.Store.Unpin(ctx, c) }

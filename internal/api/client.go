@@ -205,6 +205,16 @@ func (c *Client) Pin(ctx context.Context, id cid.Cid, o store.PinOptions) error 
 	return c.doJSON(ctx, http.MethodPost, "/api/v1/pins/"+id.String(), q, nil, nil)
 }
 
+func (c *Client) PinFrom(ctx context.Context, peer, target, name string, _ func(int, int64)) (PinFromResult, error) {
+	var res PinFromResult
+	q := url.Values{"peer": {peer}, "target": {target}}
+	if name != "" {
+		q.Set("name", name)
+	}
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/pin-from", q, nil, &res)
+	return res, err
+}
+
 func (c *Client) Unpin(ctx context.Context, id cid.Cid) error {
 	err := c.doJSON(ctx, http.MethodDelete, "/api/v1/pins/"+id.String(), nil, nil, nil)
 	var e *Error

@@ -21,6 +21,8 @@
 //	GET    /api/v1/stat                          → Stats
 //	POST   /api/v1/log/append                    body: entry → AppendResult
 //	POST   /api/v1/attestations                  body: DSSE envelope → PublishResult
+//	GET    /api/v1/closures?root=PATH            → closures held (cid, root, paths)
+//	POST   /api/v1/pin-from?peer=URL&target=T    pull a CID or a peer's closure, pin it → PinFromResult
 //
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests and 5xx
 // for failures of the node.

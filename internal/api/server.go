@@ -92,6 +92,8 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("GET /api/v1/stat", s.stat)
 	mux.HandleFunc("POST /api/v1/log/append", s.auth(s.logAppend))
 	mux.HandleFunc("POST /api/v1/attestations", s.auth(s.publish))
+	mux.HandleFunc("GET /api/v1/closures", s.closures)
+	mux.HandleFunc("POST /api/v1/pin-from", s.auth(s.pinFrom))
 	return mux
 }
 
@@ -381,6 +383,25 @@ func (s *server) pinAdd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, pinJSON(store.Pin{Cid: c, Name: name, Direct: direct, Created: time.Now().UTC()}))
+}
+
+func (s *server) pinFrom(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	peer, target := q.Get("peer"), q.Get("target")
+	if peer == "" || target == "" {
+		writeErr(w, http.StatusBadRequest, errors.New("pin-from needs peer= and target= (a CID or a store path)"))
+		return
+	}
+	res, err := pinFrom(r.Context(), s.n, peer, target, q.Get("name"), nil)
+	if err != nil {
+		code := status(err)
+		if errors.Is(err, store.ErrPeer) {
+			code = http.StatusBadGateway
+		}
+		writeErr(w, code, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *server) pinRm(w http.ResponseWriter, r *http.Request) {
