@@ -11,6 +11,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	ipld "github.com/ipfs/go-ipld-format"
+	pool "github.com/libp2p/go-buffer-pool"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/multiformats/go-varint"
 )
@@ -21,23 +22,30 @@ var (
 	_ blockstore.AllKeysChanWithErrer = (*Blockstore)(nil)
 )
 
-// Blockstore implements boxo's blockstore.Blockstore directly on badger.
+// Blockstore implements boxo's blockstore.Blockstore on badger and pack
+// files.
 //
-// Blocks are keyed by multihash under kv.PrefixBlocks: the value is the
-// block's bytes, nothing else. The codec of the CID is not stored, so two CIDs
-// with the same multihash name the same stored bytes, and AllKeysChan yields
-// CIDv1 raw CIDs (as boxo documents for multihash-keyed stores).
+// Blocks are keyed by multihash under kv.PrefixBlocks. A block smaller than
+// Options.PackThreshold is stored inline: the value is the block's bytes,
+// nothing else. A larger block is appended to a pack file and the value is
+// its location (see pack.go), tagged with badger's user metadata byte. The
+// codec of the CID is not stored, so two CIDs with the same multihash name the
+// same stored bytes, and AllKeysChan yields CIDv1 raw CIDs (as boxo documents
+// for multihash-keyed stores).
 //
 // Identity-hash CIDs are never stored: their bytes are the digest, so Has is
 // true and Get returns the digest for any of them.
 //
 // Reads verify: unless Options.NoVerifyOnRead is set, Get and View re-hash the
-// bytes and return a *CorruptBlockError naming the CID instead of bytes that
-// do not hash to it. Writes trust the caller's CIDs (CAR import verifies
-// before it writes; UnixFS add computes the CIDs itself).
+// bytes (inline or read from the pack) and return a *CorruptBlockError naming
+// the CID instead of bytes that do not hash to it. Writes trust the caller's
+// CIDs (CAR import verifies before it writes; UnixFS add computes the CIDs
+// itself).
 type Blockstore struct {
-	db   *badger.DB
-	opts Options
+	db        *badger.DB
+	opts      Options
+	packs     *packs // nil: every block inline
+	threshold int
 }
 
 // CorruptBlockError reports a block whose bytes do not hash to its CID.
@@ -56,11 +64,29 @@ func (e *CorruptBlockError) Is(target error) bool {
 	return target == ErrCorrupt || target == blockstore.ErrHashMismatch
 }
 
-// NewBlockstore returns a Blockstore on db. The caller keeps ownership of db:
-// the Blockstore holds no resources of its own, so there is nothing to close
-// beyond the database itself.
+// NewBlockstore returns a Blockstore on db, with its pack files in
+// kv.PacksDir(db) (none for an in-memory database or a negative
+// Options.PackThreshold). The caller keeps ownership of db and closes it
+// after the Blockstore; Close releases the pack files' handles (an unclosed
+// Blockstore's handles are released when it is garbage collected).
 func NewBlockstore(db *badger.DB, opts Options) *Blockstore {
-	return &Blockstore{db: db, opts: opts}
+	b := &Blockstore{db: db, opts: opts, threshold: opts.PackThreshold}
+	if b.threshold == 0 {
+		b.threshold = DefaultPackThreshold
+	}
+	if dir := kv.PacksDir(db); dir != "" && b.threshold > 0 {
+		b.packs = newPacks(dir, db.Opts().ReadOnly, opts.NoDirectIO)
+	}
+	return b
+}
+
+// Close syncs the pack being appended to and closes every pack file. It does
+// not close the database. The Blockstore must not be used afterwards.
+func (b *Blockstore) Close() error {
+	if b.packs == nil {
+		return nil
+	}
+	return b.packs.close()
 }
 
 func blockKey(h mh.Multihash) []byte {
@@ -100,17 +126,37 @@ func verify(c cid.Cid, data []byte) error {
 // View calls fn with the block's bytes, verified unless
 // Options.NoVerifyOnRead is set. fn must not keep or modify the slice.
 func (b *Blockstore) View(ctx context.Context, c cid.Cid, fn func([]byte) error) error {
+	return b.read(c, false, fn)
+}
+
+// read looks c up and calls fn with its verified bytes. With own, the slice
+// given to fn is the caller's to keep; otherwise it is valid during fn only.
+func (b *Blockstore) read(c cid.Cid, own bool, fn func([]byte) error) error {
 	if !c.Defined() {
 		return notFound(c)
 	}
 	if d, ok := identityDigest(c); ok {
+		if own {
+			d = append([]byte(nil), d...)
+		}
 		return fn(d)
 	}
-	var verr error
+	var (
+		verr   error
+		ref    packRef
+		packed bool
+	)
 	err := b.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(blockKey(c.Hash()))
 		if err != nil {
 			return err
+		}
+		if it.UserMeta() == metaPackRef {
+			packed = true
+			return it.Value(func(v []byte) (err error) {
+				ref, err = decodePackRef(v)
+				return err
+			})
 		}
 		return it.Value(func(v []byte) error {
 			if !b.opts.NoVerifyOnRead {
@@ -118,12 +164,21 @@ func (b *Blockstore) View(ctx context.Context, c cid.Cid, fn func([]byte) error)
 					return err
 				}
 			}
+			if own {
+				v = append(make([]byte, 0, len(v)), v...)
+			}
 			verr = fn(v)
 			return nil
 		})
 	})
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return notFound(c)
+	}
+	if err == nil && packed {
+		err = b.readPacked(c, ref, own, fn)
+		if err == nil {
+			return nil
+		}
 	}
 	if err != nil {
 		var ce *CorruptBlockError
@@ -135,11 +190,40 @@ func (b *Blockstore) View(ctx context.Context, c cid.Cid, fn func([]byte) error)
 	return verr
 }
 
+// readPacked reads c from its pack, verifies it and calls fn. fn's error is
+// returned as is.
+func (b *Blockstore) readPacked(c cid.Cid, ref packRef, own bool, fn func([]byte) error) error {
+	if b.packs == nil {
+		return fmt.Errorf("pack %d: block store opened without pack files", ref.id)
+	}
+	var buf []byte
+	if own {
+		buf = make([]byte, ref.n)
+	} else {
+		buf = pool.Get(int(ref.n))
+		defer pool.Put(buf)
+	}
+	if err := b.packs.read(ref, buf); err != nil {
+		if errors.Is(err, errPackShort) {
+			// The index says the bytes are there and they are not:
+			// as good as bytes that do not hash to the CID.
+			return &CorruptBlockError{Cid: c}
+		}
+		return fmt.Errorf("pack %d offset %d: %w", ref.id, ref.off, err)
+	}
+	if !b.opts.NoVerifyOnRead {
+		if err := verify(c, buf); err != nil {
+			return err
+		}
+	}
+	return fn(buf)
+}
+
 // Get returns the block, re-hashing it unless Options.NoVerifyOnRead is set.
 func (b *Blockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
 	var data []byte
-	err := b.View(ctx, c, func(v []byte) error {
-		data = append(make([]byte, 0, len(v)), v...)
+	err := b.read(c, true, func(v []byte) error {
+		data = v
 		return nil
 	})
 	if err != nil {
@@ -183,7 +267,7 @@ func (b *Blockstore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
 		if err != nil {
 			return err
 		}
-		n, err := valueSize(it)
+		n, err := blockSize(it)
 		size = int(n)
 		return err
 	})
@@ -194,6 +278,20 @@ func (b *Blockstore) GetSize(ctx context.Context, c cid.Cid) (int, error) {
 		return -1, fmt.Errorf("size of block %s: %w", c, err)
 	}
 	return size, nil
+}
+
+// blockSize returns the length of the block of an index entry: the length
+// recorded in its pack reference, or the length of its inline value.
+func blockSize(it *badger.Item) (int64, error) {
+	if it.UserMeta() == metaPackRef {
+		var ref packRef
+		err := it.Value(func(v []byte) (err error) {
+			ref, err = decodePackRef(v)
+			return err
+		})
+		return ref.n, err
+	}
+	return valueSize(it)
 }
 
 // valueSize returns the exact length of an item's value without reading the
@@ -232,11 +330,20 @@ func (b *Blockstore) Put(ctx context.Context, blk blocks.Block) error {
 	return b.PutMany(ctx, []blocks.Block{blk})
 }
 
-// PutMany stores blocks in one badger write batch. Blocks already stored
-// with the same length are not rewritten (their bytes are verified on every
-// read, and a corrupt copy can be replaced by DeleteBlock then Put).
-// With Options.SyncWrites the batch is fsynced before PutMany returns.
+// PutMany stores blocks: those of at least Options.PackThreshold bytes are
+// appended to a pack file first, then every block's index entry (or inline
+// value) is written in one badger write batch. Blocks already stored with the
+// same length are not rewritten (their bytes are verified on every read, and
+// a corrupt copy can be replaced by DeleteBlock then Put). With
+// Options.SyncWrites the pack is fdatasynced before the batch is written and
+// the batch is synced before PutMany returns.
 func (b *Blockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
+	return b.putMany(ctx, blks, false)
+}
+
+// putMany is PutMany; with anyLength it also skips blocks stored with
+// another length (UnixFS add, whose CIDs are computed from the bytes).
+func (b *Blockstore) putMany(ctx context.Context, blks []blocks.Block, anyLength bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -256,7 +363,9 @@ func (b *Blockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
 			if err != nil {
 				return err
 			}
-			if n, err := valueSize(it); err == nil && n == int64(len(blk.RawData())) {
+			if anyLength {
+				skip[i] = true
+			} else if n, err := blockSize(it); err == nil && n == int64(len(blk.RawData())) {
 				skip[i] = true
 			}
 		}
@@ -269,14 +378,41 @@ func (b *Blockstore) PutMany(ctx context.Context, blks []blocks.Block) error {
 }
 
 func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool) error {
+	// Pack first: an index entry must never point to unwritten bytes.
+	var (
+		packed []int // indexes into blks
+		data   [][]byte
+		refs   []packRef
+	)
+	if b.packs != nil {
+		for i, blk := range blks {
+			if !skip[i] && len(blk.RawData()) >= b.threshold {
+				packed = append(packed, i)
+				data = append(data, blk.RawData())
+			}
+		}
+	}
+	if len(packed) > 0 {
+		var err error
+		if refs, err = b.packs.appendBlocks(data, b.opts.SyncWrites); err != nil {
+			return fmt.Errorf("put blocks: %w", err)
+		}
+	}
 	wb := b.db.NewWriteBatch()
 	defer wb.Cancel()
-	n := 0
+	n, p := 0, 0
 	for i, blk := range blks {
 		if skip[i] {
 			continue
 		}
-		if err := wb.Set(keys[i], blk.RawData()); err != nil {
+		var err error
+		if p < len(packed) && packed[p] == i {
+			err = wb.SetEntry(badger.NewEntry(keys[i], refs[p].encode()).WithMeta(metaPackRef))
+			p++
+		} else {
+			err = wb.Set(keys[i], blk.RawData())
+		}
+		if err != nil {
 			return fmt.Errorf("put block %s: %w", blk.Cid(), err)
 		}
 		n++
@@ -297,15 +433,41 @@ func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool)
 
 // DeleteBlock removes a block; deleting a missing block is not an error.
 // It does not consult pins: use Store.GC to remove unpinned blocks safely.
+// A packed block's index entry is deleted and synced before its space in the
+// pack is freed (best effort), so a crash never leaves an entry pointing at
+// a hole.
 func (b *Blockstore) DeleteBlock(ctx context.Context, c cid.Cid) error {
 	if _, ok := identityDigest(c); ok || !c.Defined() {
 		return nil
 	}
+	var (
+		ref    packRef
+		packed bool
+	)
+	key := blockKey(c.Hash())
 	err := b.db.Update(func(txn *badger.Txn) error {
-		return txn.Delete(blockKey(c.Hash()))
+		it, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if it.UserMeta() == metaPackRef {
+			if err := it.Value(func(v []byte) (err error) { ref, err = decodePackRef(v); return err }); err == nil {
+				packed = true
+			}
+		}
+		return txn.Delete(key)
 	})
 	if err != nil {
 		return fmt.Errorf("delete block %s: %w", c, err)
+	}
+	if packed && b.packs != nil {
+		if err := b.db.Sync(); err != nil {
+			return fmt.Errorf("delete block %s: sync: %w", c, err)
+		}
+		_ = b.packs.punch(ref) // best effort: the block is already gone
 	}
 	return nil
 }

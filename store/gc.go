@@ -53,6 +53,22 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		return res, fmt.Errorf("gc: mark: %w (nothing deleted)", err)
 	}
 
+	// Packs at or above protect may receive entries after the snapshot
+	// below (writers that do not hold the GC lock, like Put); older packs
+	// never get new entries, so the snapshot's view of them is final.
+	var (
+		protect  uint32
+		live     = map[uint32]bool{} // packs holding a kept block
+		badRef   bool                // a kept entry's pack is unknown
+		punches  []packRef           // space of the deleted packed blocks
+		packsErr error
+	)
+	if s.bs.packs != nil {
+		if protect, packsErr = s.bs.packs.protectFrom(); packsErr != nil {
+			return res, fmt.Errorf("gc: %w (nothing deleted)", packsErr)
+		}
+	}
+
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	pending := 0
@@ -68,11 +84,28 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 			}
 			item := it.Item()
 			h := item.Key()[len(kv.PrefixBlocks):]
+			var (
+				ref    packRef
+				packed = item.UserMeta() == metaPackRef
+				rerr   error
+			)
+			if packed {
+				rerr = item.Value(func(v []byte) (err error) { ref, err = decodePackRef(v); return err })
+			}
 			if _, ok := marked[string(h)]; ok {
 				res.Kept++
+				if packed {
+					live[ref.id] = true
+					badRef = badRef || rerr != nil
+				}
 				continue
 			}
-			n, err := valueSize(item)
+			n, err := blockSize(item)
+			if packed && rerr == nil {
+				punches = append(punches, ref)
+			} else if packed {
+				n, err = 0, nil // deleted anyway; its space is unknown
+			}
 			if err != nil {
 				return err
 			}
@@ -94,11 +127,23 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	if err == nil {
 		err = wb.Flush()
 	}
-	if err == nil && s.opts.SyncWrites {
+	// Deletions are made durable before any pack space is freed, so that a
+	// crash cannot leave an index entry pointing into a hole.
+	if err == nil && (s.opts.SyncWrites || len(punches) > 0) {
 		err = s.db.Sync()
 	}
 	if err != nil {
 		return res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	if s.bs.packs != nil {
+		// Best effort: the blocks are gone whether or not their space is
+		// freed now.
+		for _, r := range punches {
+			_ = s.bs.packs.punch(r)
+		}
+		if !badRef {
+			_, _ = s.bs.packs.removeUnreferenced(live, protect)
+		}
 	}
 	// Reclaim value-log space where at least half a file is garbage; this is
 	// best effort and never fails the GC.

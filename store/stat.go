@@ -34,7 +34,7 @@ func (s *Store) Stat(ctx context.Context) (Stats, error) {
 				it.Close()
 				return err
 			}
-			n, err := valueSize(it.Item())
+			n, err := blockSize(it.Item())
 			if err != nil {
 				it.Close()
 				return err

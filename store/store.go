@@ -16,6 +16,14 @@ type Options struct {
 	// NoVerifyOnRead turns off re-hashing blocks on Get. Verification is on
 	// by default: a corrupted block yields a *CorruptBlockError, never bytes.
 	NoVerifyOnRead bool
+	// PackThreshold is the smallest block written to a pack file instead of
+	// badger (see pack.go): 0 means DefaultPackThreshold, a negative value
+	// keeps every block in badger. In-memory databases never use packs.
+	PackThreshold int
+	// NoDirectIO writes pack files through the page cache instead of with
+	// O_DIRECT. It is the automatic fallback where O_DIRECT is refused
+	// (tmpfs, non-Linux systems); setting it forces it.
+	NoDirectIO bool
 }
 
 // Store is the node's block store with UnixFS, CAR, pins and GC on top.

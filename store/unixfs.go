@@ -14,7 +14,6 @@ import (
 	"syscall"
 
 	"github.com/agentix/agentix-store/internal/kv"
-	"github.com/dgraph-io/badger/v4"
 	chunk "github.com/ipfs/boxo/chunker"
 	dag "github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs/importer/balanced"
@@ -483,32 +482,10 @@ func noSpace(err error) error {
 	return err
 }
 
-// putNew writes the blocks the store does not already hold, in one badger
-// write batch.
+// putNew writes the blocks the store does not already hold (whatever the
+// stored length), packing the large ones.
 func (s *Store) putNew(ctx context.Context, blks []blocks.Block) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fresh := blks[:0:0]
-	err := s.db.View(func(txn *badger.Txn) error {
-		for _, b := range blks {
-			_, err := txn.Get(blockKey(b.Cid().Hash()))
-			switch {
-			case errors.Is(err, badger.ErrKeyNotFound):
-				fresh = append(fresh, b)
-			case err != nil:
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("check blocks: %w", err)
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	return s.bs.PutMany(ctx, fresh)
+	return s.bs.putMany(ctx, blks, true)
 }
 
 // dagGetter is an ipld.NodeGetter straight on the Blockstore: every block is

@@ -18,6 +18,10 @@
 //	"c/"  closure indexes (package closure)
 //	"q/"  pins in progress: DAGs being fetched from peers (package store)
 //
+// Large blocks are not stored in badger: package store appends them to pack
+// files in <data dir>/packs ([PacksDir]) and keeps only their location under
+// "b/".
+//
 // Writes through badger are not fsynced individually (SyncWrites is off);
 // callers that promise durability call [DB.Sync] before acknowledging.
 package kv

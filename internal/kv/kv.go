@@ -100,6 +100,17 @@ func Open(dir string, o Options) (*badger.DB, error) {
 	return db, nil
 }
 
+// PacksDir returns the directory of the block store's pack files for a
+// database opened by Open: <data dir>/packs, next to <data dir>/badger. It
+// returns "" for an in-memory database, which keeps every block inline.
+func PacksDir(db *badger.DB) string {
+	o := db.Opts()
+	if o.InMemory || o.Dir == "" {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(filepath.Clean(o.Dir)), "packs")
+}
+
 // removeEmptyLogs deletes zero-length value log (*.vlog) and memtable WAL
 // (*.mem) files in dir. Badger creates such a file and then extends it with
 // ftruncate; when the extension fails (disk full, file size limit) the empty
