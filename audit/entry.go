@@ -49,28 +49,35 @@ const (
 // 1-based number, used in the error. Failures are *LineError values matching
 // ErrNotJSON, ErrNotObject, ErrMissingKey or ErrBadValue.
 func ParseEntry(n int64, raw []byte) (Entry, error) {
-	var e Entry
 	t := bytes.TrimLeft(raw, " \t\r")
 	if len(t) == 0 || t[0] != '{' {
 		if json.Valid(raw) {
-			return e, &LineError{Line: n, Kind: ErrNotObject}
+			return Entry{}, &LineError{Line: n, Kind: ErrNotObject}
 		}
-		return e, &LineError{Line: n, Kind: ErrNotJSON}
+		return Entry{}, &LineError{Line: n, Kind: ErrNotJSON}
 	}
-	// Required keys are checked through a map of raw values so that a
-	// missing key and a key of the wrong type are told apart.
-	if err := json.Unmarshal(raw, &e); err != nil {
-		if _, ok := err.(*json.UnmarshalTypeError); ok {
-			return Entry{}, &LineError{Line: n, Kind: ErrBadValue, Msg: err.Error()}
+	// The fast path decodes the usual flat line without reflection; any
+	// line it is unsure of goes through encoding/json, which gives the
+	// same Entry or the exact error.
+	e, resultString, ok := parseFast(raw)
+	if !ok {
+		e = Entry{}
+		if err := json.Unmarshal(raw, &e); err != nil {
+			if _, ok := err.(*json.UnmarshalTypeError); ok {
+				return Entry{}, &LineError{Line: n, Kind: ErrBadValue, Msg: err.Error()}
+			}
+			return Entry{}, &LineError{Line: n, Kind: ErrNotJSON, Msg: err.Error()}
 		}
-		return Entry{}, &LineError{Line: n, Kind: ErrNotJSON, Msg: err.Error()}
+		// A missing key and a key of the wrong type are told apart
+		// through a map of raw values.
+		resultString = e.Result != "" || hasKey(raw, "result")
 	}
 	switch {
 	case e.Timestamp == "":
 		return Entry{}, &LineError{Line: n, Kind: ErrMissingKey, Msg: "timestamp"}
 	case e.Action == "":
 		return Entry{}, &LineError{Line: n, Kind: ErrMissingKey, Msg: "action"}
-	case e.Result == "" && !hasKey(raw, "result"):
+	case e.Result == "" && !resultString:
 		return Entry{}, &LineError{Line: n, Kind: ErrMissingKey, Msg: "result"}
 	}
 	tm, err := time.Parse(time.RFC3339Nano, e.Timestamp)

@@ -104,7 +104,7 @@ whose signatures verify with the approver keys of the trust policy.`,
 			if !watch {
 				r, err := ing.Ingest(cmd.Context(), ws, o)
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
-					if eerr := a.emit(out, r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
+					if eerr := a.emit(out, jsonView(r), func(w io.Writer) { printIngest(w, r) }); eerr != nil {
 						return eerr
 					}
 				}
@@ -123,7 +123,7 @@ whose signatures verify with the approver keys of the trust policy.`,
 				}
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) && (!r.Unchanged || len(r.Attestations) > 0) {
 					if a.json {
-						if eerr := enc.Encode(r); eerr != nil {
+						if eerr := enc.Encode(jsonView(r)); eerr != nil {
 							return eerr
 						}
 					} else {
@@ -171,6 +171,38 @@ func watchIngest(ctx context.Context, ws string, every time.Duration, run func(c
 		case <-t.C:
 		}
 	}
+}
+
+// jsonView is v as generic JSON with every CID link ({"/": "<cid>"}, as
+// go-cid encodes a cid.Cid) replaced by the plain CID string, as the other
+// commands print CIDs.
+func jsonView(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var g any
+	if json.Unmarshal(b, &g) != nil {
+		return v
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case map[string]any:
+			if s, ok := t["/"].(string); ok && len(t) == 1 {
+				return s
+			}
+			for k, e := range t {
+				t[k] = walk(e)
+			}
+		case []any:
+			for i, e := range t {
+				t[i] = walk(e)
+			}
+		}
+		return x
+	}
+	return walk(g)
 }
 
 // boundaryErr is nil when the boundary held, else an error naming every

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -140,22 +141,36 @@ func loadAttestations(files []string, tp *attest.Policy) (audit.Inputs, error) {
 		}
 		var (
 			res *attest.Result
-			env []byte
 			car []byte
 			id  string
 		)
+		// An approval counts per distinct approver key across all the
+		// approvals given, so one below the threshold on its own still
+		// counts: it is checked by its approver signatures only.
+		raw := b
+		if bu, perr := attest.ParseBundle(b); perr == nil {
+			raw = bu.Envelope
+		}
+		if predicateTypeOf(raw) == attest.PredicateApproval {
+			apps, errs := audit.VerifyApprovals([][]byte{raw}, tp.ApproverKeySet())
+			if len(errs) > 0 {
+				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, errs[0])}
+			}
+			in.Approvals = append(in.Approvals, apps...)
+			continue
+		}
 		if bu, perr := attest.ParseBundle(b); perr == nil {
 			br, err := attest.VerifyBundle(b, tp)
 			if err != nil {
 				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, err)}
 			}
-			res, env, car, id = br.Result, bu.Envelope, bu.CAR, br.ID.String()
+			res, car, id = br.Result, bu.CAR, br.ID.String()
 		} else {
 			r, err := attest.VerifyEnvelopeBytes(b, tp)
 			if err != nil {
 				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, err)}
 			}
-			res, env, id = r, b, attest.ID(b).String()
+			res, id = r, attest.ID(b).String()
 		}
 		st := res.Statement
 		switch st.PredicateType {
@@ -185,12 +200,6 @@ func loadAttestations(files []string, tp *attest.Policy) (audit.Inputs, error) {
 				}
 			}
 			in.Snapshots = append(in.Snapshots, s)
-		case attest.PredicateApproval:
-			apps, errs := audit.VerifyApprovals([][]byte{env}, tp.ApproverKeySet())
-			if len(errs) > 0 {
-				return in, &verifyFailed{msg: fmt.Sprintf("%s: %v", f, errs[0])}
-			}
-			in.Approvals = append(in.Approvals, apps...)
 		case attest.PredicateApply:
 			var p attest.ApplyPredicate
 			if err := st.DecodePredicate(&p); err != nil {
@@ -241,4 +250,24 @@ func printAuditLog(w io.Writer, r *audit.CheckReport) {
 	if r.Pending > 0 {
 		fmt.Fprintf(w, "  note: %d bytes of an incomplete last line not checked\n", r.Pending)
 	}
+}
+
+// predicateTypeOf is the predicate type an envelope's payload claims
+// (unverified; "" when it cannot be read).
+func predicateTypeOf(envBytes []byte) string {
+	env, err := attest.ParseEnvelope(envBytes)
+	if err != nil {
+		return ""
+	}
+	p, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		if p, err = base64.URLEncoding.DecodeString(env.Payload); err != nil {
+			return ""
+		}
+	}
+	st, err := attest.ParseStatement(p)
+	if err != nil {
+		return ""
+	}
+	return st.PredicateType
 }
