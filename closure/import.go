@@ -108,11 +108,14 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 	fl := inflightOf(st)
 	var held []cid.Cid
 	var heldMu sync.Mutex
-	hold := func(c cid.Cid) {
-		fl.add(c)
+	track := func(c cid.Cid) { // c is held in fl already
 		heldMu.Lock()
 		held = append(held, c)
 		heldMu.Unlock()
+	}
+	hold := func(c cid.Cid) {
+		fl.add(c)
+		track(c)
 	}
 	defer func() { fl.remove(held) }()
 
@@ -143,8 +146,7 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 			defer wg.Done()
 			for i := range work {
 				pi := infos[i]
-				if r := reusable(ctx, st, db, pi); r != nil {
-					hold(r.NARCid())
+				if r := reusable(ctx, st, db, pi, hold); r != nil {
 					records[i] = r
 					reused.Add(1)
 					done.Add(pi.NarSize)
@@ -154,7 +156,7 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 				r, err := importPath(ctx, st, src, pi, func(n int64) {
 					done.Add(n)
 					report()
-				}, hold)
+				}, fl, track)
 				if err != nil {
 					errs <- err
 					cancel()
@@ -164,8 +166,14 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 			}
 		}()
 	}
+	// Largest NARs first, so that the jobs finish together.
+	order := make([]int, len(infos))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(x, y int) bool { return infos[order[x]].NarSize > infos[order[y]].NarSize })
 feed:
-	for i := range infos {
+	for _, i := range order {
 		select {
 		case work <- i:
 		case <-ctx.Done():
@@ -182,30 +190,38 @@ feed:
 		return nil, err
 	}
 
+	// Records and pin under the GC lock: no GC can run between writing a
+	// record block and pinning the Closure that reaches it.
 	cl := &Closure{Root: root, StoreDir: storeDir, Paths: make([]ClosureEntry, len(infos))}
 	recs := make(map[string]*StorePathInfo, len(infos))
 	spiCids := make(map[string]cid.Cid, len(infos))
-	for i, r := range records {
-		c, err := putRecord(ctx, st, r, storePathInfoType)
-		if err != nil {
-			return nil, err
-		}
-		hold(c)
-		cl.Paths[i] = ClosureEntry{Path: r.StorePath, Info: cidLink(c)}
-		recs[r.StorePath] = r
-		spiCids[r.StorePath] = c
-	}
-	cc, err := putRecord(ctx, st, cl, closureType)
-	if err != nil {
-		return nil, err
-	}
-	hold(cc)
 	name := o.PinName
 	if name == "" {
 		name = "closure " + root
 	}
-	if err := st.Pin(ctx, cc, store.PinOptions{Name: name}); err != nil {
-		return nil, fmt.Errorf("pin closure %s of %s: %w", cc, root, err)
+	cc, err := func() (cid.Cid, error) {
+		unlock := st.GCLock()
+		defer unlock()
+		for i, r := range records {
+			c, err := putRecord(ctx, st, r, storePathInfoType)
+			if err != nil {
+				return cid.Undef, err
+			}
+			cl.Paths[i] = ClosureEntry{Path: r.StorePath, Info: cidLink(c)}
+			recs[r.StorePath] = r
+			spiCids[r.StorePath] = c
+		}
+		cc, err := putRecord(ctx, st, cl, closureType)
+		if err != nil {
+			return cid.Undef, err
+		}
+		if err := st.PinHeld(ctx, cc, store.PinOptions{Name: name}); err != nil {
+			return cid.Undef, fmt.Errorf("pin closure %s of %s: %w", cc, root, err)
+		}
+		return cc, nil
+	}()
+	if err != nil {
+		return nil, err
 	}
 	if err := index(db, cc, cl, recs, spiCids, total); err != nil {
 		return nil, err
@@ -213,14 +229,16 @@ feed:
 	return &ImportResult{Closure: cc, Root: root, Paths: len(infos), NarBytes: total, Reused: int(reused.Load())}, nil
 }
 
-// importPath streams one NAR from src into st and returns its record.
-func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, progress func(delta int64), hold func(cid.Cid)) (*StorePathInfo, error) {
+// importPath streams one NAR from src into st and returns its record. The
+// NAR's CID is held in fl from the moment it is stored; track is told it
+// when the import goes on with it.
+func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, progress func(delta int64), fl *inflight, track func(cid.Cid)) (*StorePathInfo, error) {
 	rc, err := src.NAR(ctx, pi)
 	if err != nil {
 		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, err)
 	}
 	var last int64
-	res, err := storeNAR(ctx, st, rc, pi.Path, func(n int64) {
+	res, err := storeNAR(ctx, st, fl, rc, pi.Path, func(n int64) {
 		progress(n - last)
 		last = n
 	})
@@ -228,7 +246,7 @@ func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, p
 	if err != nil {
 		return nil, err
 	}
-	hold(res.CID)
+	track(res.CID)
 	got := FormatHash(res.Hash)
 	if got != pi.NarHashString() || res.Size != pi.NarSize {
 		return nil, &HashMismatchError{StorePath: pi.Path, WantHash: pi.NarHashString(), GotHash: got, WantSize: pi.NarSize, GotSize: res.Size}
@@ -242,8 +260,9 @@ func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, p
 }
 
 // reusable returns the record of pi stored by an earlier import when it has
-// the same narHash, references and a stored NAR root; else nil.
-func reusable(ctx context.Context, st *store.Store, db *badger.DB, pi PathInfo) *StorePathInfo {
+// the same narHash, references and a stored NAR root; else nil. The NAR is
+// held (hold) before it is looked for, so a GC cannot take it in between.
+func reusable(ctx context.Context, st *store.Store, db *badger.DB, pi PathInfo, hold func(cid.Cid)) *StorePathInfo {
 	c, err := LookupHashPart(db, pi.HashPart())
 	if err != nil {
 		return nil
@@ -252,6 +271,7 @@ func reusable(ctx context.Context, st *store.Store, db *badger.DB, pi PathInfo) 
 	if err != nil || r.StorePath != pi.Path || r.NarHash != pi.NarHashString() || r.NarSize != pi.NarSize {
 		return nil
 	}
+	hold(r.NARCid())
 	if ok, err := st.Blockstore().Has(ctx, r.NARCid()); err != nil || !ok {
 		return nil
 	}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentix/agentix-store/internal/kv"
@@ -138,14 +140,44 @@ func List(db *badger.DB) ([]ClosureSummary, error) {
 // inflight holds the CIDs written by imports still running on a store, so
 // that a GC in the middle of an import keeps them (they are pinned only at
 // the end). It is registered once per store as a GC root source.
+//
+// A NAR's CID is known only when store.Add returns, after Add has released
+// the store's GC lock; a GC could run in that instant, before the CID is
+// registered here. So every Add is announced first (begin) and settled
+// right after it returns (finish), and the root source — which GC calls
+// with the GC lock held exclusively — waits for every announced Add that has
+// started reading its input. Such an Add held the GC lock when it read
+// (store.Add reads only under the lock), so with GC holding the lock now it
+// has returned, and its finish needs no lock GC holds: the wait is short and
+// cannot deadlock. Adds that have not started have written nothing.
 type inflight struct {
-	mu   sync.Mutex
-	cids map[string]*inflightRef
+	mu      sync.Mutex
+	settled *sync.Cond // signalled by finish
+	cids    map[string]*inflightRef
+	pending map[*pendingAdd]struct{}
 }
 
 type inflightRef struct {
 	c cid.Cid
 	n int
+}
+
+// pendingAdd is one store.Add announced with begin.
+type pendingAdd struct{ started atomic.Bool }
+
+// reader wraps the Add's input so that its first Read marks it started.
+func (p *pendingAdd) reader(r io.Reader) io.Reader { return &startedReader{r: r, p: p} }
+
+type startedReader struct {
+	r io.Reader
+	p *pendingAdd
+}
+
+func (s *startedReader) Read(b []byte) (int, error) {
+	if !s.p.started.Load() {
+		s.p.started.Store(true)
+	}
+	return s.r.Read(b)
 }
 
 var (
@@ -158,24 +190,68 @@ func inflightOf(st *store.Store) *inflight {
 	defer inflightMu.Unlock()
 	f := inflightFor[st]
 	if f == nil {
-		f = &inflight{cids: map[string]*inflightRef{}}
+		f = &inflight{cids: map[string]*inflightRef{}, pending: map[*pendingAdd]struct{}{}}
+		f.settled = sync.NewCond(&f.mu)
 		inflightFor[st] = f
-		st.RegisterRoots("closure/in-flight", func(context.Context) ([]cid.Cid, error) {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			out := make([]cid.Cid, 0, len(f.cids))
-			for _, r := range f.cids {
-				out = append(out, r.c)
-			}
-			return out, nil
-		})
+		st.RegisterRoots("closure/in-flight", f.roots)
 	}
 	return f
+}
+
+// roots is the GC root source: every held CID, once no started Add is left
+// unsettled.
+func (f *inflight) roots(ctx context.Context) ([]cid.Cid, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.unsettled() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f.settled.Wait()
+	}
+	out := make([]cid.Cid, 0, len(f.cids))
+	for _, r := range f.cids {
+		out = append(out, r.c)
+	}
+	return out, nil
+}
+
+func (f *inflight) unsettled() bool {
+	for p := range f.pending {
+		if p.started.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// begin announces an Add about to run; call finish when it returns.
+func (f *inflight) begin() *pendingAdd {
+	p := &pendingAdd{}
+	f.mu.Lock()
+	f.pending[p] = struct{}{}
+	f.mu.Unlock()
+	return p
+}
+
+// finish settles p: c (if defined) is held from now on, in the same step.
+func (f *inflight) finish(p *pendingAdd, c cid.Cid) {
+	f.mu.Lock()
+	if c.Defined() {
+		f.addLocked(c)
+	}
+	delete(f.pending, p)
+	f.mu.Unlock()
+	f.settled.Broadcast()
 }
 
 func (f *inflight) add(c cid.Cid) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.addLocked(c)
+}
+
+func (f *inflight) addLocked(c cid.Cid) {
 	r := f.cids[c.KeyString()]
 	if r == nil {
 		r = &inflightRef{c: c}

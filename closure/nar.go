@@ -1,7 +1,6 @@
 package closure
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -147,47 +146,72 @@ func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); retur
 
 // storeNAR streams a NAR from r into st as a UnixFS file (buzhash chunks),
 // checking its structure (CheckNAR) and hashing it on the way. The NAR is
-// never held whole in memory: one goroutine reads r, hashes and parses the
-// bytes and hands them through a bounded pipe to store.Add. Nothing is
-// pinned. On a malformed NAR the error is a *NARError, whatever store.Add
-// made of the cut-short stream.
-func storeNAR(ctx context.Context, st *store.Store, r io.Reader, storePath string, progress func(int64)) (narResult, error) {
-	pr, pw := io.Pipe()
-	bw := bufio.NewWriterSize(pw, 256<<10)
-	h := sha256.New()
-	cnt := &countWriter{}
-	tee := io.TeeReader(bufio.NewReaderSize(r, 64<<10), io.MultiWriter(h, cnt, bw))
-
-	done := make(chan error, 1)
-	go func() {
-		err := checkNAR(tee, storePath)
-		if err == nil {
-			err = bw.Flush()
-		}
-		pw.CloseWithError(err) // nil → EOF for the reader
-		done <- err
+// never held whole in memory: a fanout hands the same buffers to the hasher,
+// the checker and store.Add, which run at once. Nothing is pinned; the NAR's
+// CID is held in fl from the instant Add returns (see inflight) and stays
+// held when storeNAR succeeds — the caller releases it. On a malformed NAR
+// the error is a *NARError, whatever store.Add made of the cut-short stream.
+func storeNAR(ctx context.Context, st *store.Store, fl *inflight, r io.Reader, storePath string, progress func(int64)) (narResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	f := startFanout(ctx, r)
+	defer func() {
+		cancel()
+		<-f.done // r is the caller's again
 	}()
-	c, addErr := st.Add(ctx, pr, store.AddOptions{Chunker: NARChunker, Progress: progress})
-	// Unblock the checker if Add stopped early.
-	pr.CloseWithError(errStoreStopped)
-	checkErr := <-done
-	if addErr != nil && errors.Is(checkErr, errStoreStopped) {
-		return narResult{}, fmt.Errorf("store NAR of %s: %w", storePath, addErr)
-	}
-	var ne *NARError
-	if errors.As(checkErr, &ne) {
-		return narResult{}, checkErr
-	}
-	if addErr != nil {
-		return narResult{}, fmt.Errorf("store NAR of %s: %w", storePath, addErr)
-	}
-	if checkErr != nil {
-		return narResult{}, fmt.Errorf("store NAR of %s: %w", storePath, checkErr)
-	}
-	return narResult{CID: c, Hash: sumHash(h), Size: cnt.n}, nil
-}
+	hr, cr, ar := &pieceReader{f: f, i: 0}, &pieceReader{f: f, i: 1}, &pieceReader{f: f, i: 2}
 
-var errStoreStopped = errors.New("store stopped reading")
+	h := sha256.New()
+	var size int64
+	hashDone := make(chan error, 1)
+	go func() {
+		n, err := hr.WriteTo(h)
+		size = n
+		hr.Close()
+		hashDone <- err
+	}()
+	checkDone := make(chan error, 1)
+	go func() {
+		err := checkNAR(cr, storePath)
+		if err != nil {
+			cancel() // stop the reader and Add
+		}
+		cr.Close()
+		checkDone <- err
+	}()
+
+	p := fl.begin()
+	c, addErr := st.Add(ctx, p.reader(ar), store.AddOptions{Chunker: NARChunker, Progress: progress})
+	if testHookAfterAdd != nil {
+		testHookAfterAdd()
+	}
+	fl.finish(p, c)
+	if addErr != nil {
+		// Add's reader goroutine may still be reading ar: it is not
+		// closed here, the fanout is stopped instead.
+		cancel()
+	}
+	checkErr, hashErr := <-checkDone, <-hashDone
+
+	var err error
+	var ne *NARError
+	switch {
+	case errors.As(checkErr, &ne):
+		err = checkErr
+	case addErr != nil:
+		err = fmt.Errorf("store NAR of %s: %w", storePath, addErr)
+	case checkErr != nil:
+		err = fmt.Errorf("check NAR of %s: %w", storePath, checkErr)
+	case hashErr != nil:
+		err = fmt.Errorf("hash NAR of %s: %w", storePath, hashErr)
+	}
+	if err != nil {
+		if c.Defined() {
+			fl.remove([]cid.Cid{c})
+		}
+		return narResult{}, err
+	}
+	return narResult{CID: c, Hash: sumHash(h), Size: size}, nil
+}
 
 func sumHash(h hash.Hash) *nixhash.Hash {
 	return nixhash.MustNewHash(nixhash.SHA256, h.Sum(nil))
@@ -196,3 +220,7 @@ func sumHash(h hash.Hash) *nixhash.Hash {
 // FormatHash renders a hash the way Nix's narinfo and 2.8's path-info do:
 // "sha256:<nixbase32>".
 func FormatHash(h *nixhash.Hash) string { return h.Format(nixhash.NixBase32, true) }
+
+// testHookAfterAdd, set by tests only, runs between store.Add's return and
+// the registration of its CID: the instant a GC must not collect it in.
+var testHookAfterAdd func()

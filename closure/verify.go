@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
+	car "github.com/ipld/go-car/v2"
 )
 
 // Entry is one path of a loaded closure.
@@ -223,7 +225,20 @@ func ExportCAR(ctx context.Context, st *store.Store, c cid.Cid, w io.Writer) err
 // cache. A CAR whose single root is not a valid, complete closure pins and
 // indexes nothing.
 func ImportCAR(ctx context.Context, st *store.Store, db *badger.DB, r io.Reader) (*VerifyResult, error) {
-	res, err := st.ImportCAR(ctx, r, store.ImportOptions{})
+	// Hold the roots the header names before the blocks are written, so
+	// that no GC between ImportCAR's return and the pin takes them. The
+	// header is read from a copy of the first bytes, which are then fed to
+	// ImportCAR again; a header that does not parse here is left for
+	// ImportCAR to report.
+	var head bytes.Buffer
+	fl := inflightOf(st)
+	if br, err := car.NewBlockReader(io.TeeReader(io.LimitReader(r, 4<<20), &head), car.MaxAllowedHeaderSize(1<<20)); err == nil {
+		for _, root := range br.Roots {
+			fl.add(root)
+		}
+		defer fl.remove(br.Roots)
+	}
+	res, err := st.ImportCAR(ctx, io.MultiReader(&head, r), store.ImportOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("closure CAR: %w", err)
 	}
@@ -231,8 +246,7 @@ func ImportCAR(ctx context.Context, st *store.Store, db *badger.DB, r io.Reader)
 		return nil, fmt.Errorf("%w: closure CAR has %d roots, want 1", ErrBadRecord, len(res.Roots))
 	}
 	c := res.Roots[0]
-	fl := inflightOf(st)
-	fl.add(c)
+	fl.add(c) // already held unless the header parsed only in ImportCAR
 	defer fl.remove([]cid.Cid{c})
 	vr, err := Verify(ctx, st, c)
 	if err != nil {
