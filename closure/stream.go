@@ -214,4 +214,3 @@ func (pr *pieceReader) Close() {
 		}()
 	})
 }
-
