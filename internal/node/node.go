@@ -326,3 +326,24 @@ func DaemonClient(dir string) (*Daemon, error) {
 	}
 	return &Daemon{Base: strings.TrimSpace(string(b)), Token: tok}, nil
 }
+
+// UpdateConfig applies fn to dir's config and writes it back atomically.
+// A running daemon reads its config at start; restart it to apply.
+func UpdateConfig(dir string, fn func(*Config) error) (*Config, error) {
+	c, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	tmp := filepath.Join(dir, ConfigFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return c, os.Rename(tmp, filepath.Join(dir, ConfigFile))
+}
