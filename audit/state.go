@@ -61,10 +61,16 @@ type dbState struct {
 	buf map[string][]byte
 	// counts of violations/findings per line, for their key suffix
 	nv, nf map[int64]int
+	// decoded copies of what is buffered (or was read), so that the
+	// evaluator's lookups during one ingest decode no JSON
+	props    map[string]ProposalRec
+	denied   map[string]int64
+	nApplies int // -1: not known yet
 }
 
 func newDBState(db *badger.DB, ws string) *dbState {
-	return &dbState{db: db, ws: ws, buf: map[string][]byte{}, nv: map[int64]int{}, nf: map[int64]int{}}
+	return &dbState{db: db, ws: ws, buf: map[string][]byte{}, nv: map[int64]int{}, nf: map[int64]int{},
+		props: map[string]ProposalRec{}, denied: map[string]int64{}, nApplies: -1}
 }
 
 func (s *dbState) get(k []byte, v any) (bool, error) {
@@ -129,20 +135,36 @@ func (s *dbState) list(prefix []byte, each func([]byte) error) error {
 }
 
 func (s *dbState) Proposal(rel string) (ProposalRec, bool, error) {
+	if p, ok := s.props[rel]; ok {
+		return p, true, nil
+	}
 	var p ProposalRec
 	ok, err := s.get(wsKey(s.ws, "p", rel), &p)
+	if ok && err == nil {
+		s.props[rel] = p
+	}
 	return p, ok, err
 }
-func (s *dbState) PutProposal(p ProposalRec) error { return s.put(wsKey(s.ws, "p", p.Rel), p) }
+func (s *dbState) PutProposal(p ProposalRec) error {
+	s.props[p.Rel] = p
+	return s.put(wsKey(s.ws, "p", p.Rel), p)
+}
 func (s *dbState) DeniedRequest(r string) (int64, bool, error) {
+	if l, ok := s.denied[r]; ok {
+		return l, true, nil
+	}
 	var l int64
 	ok, err := s.get(wsKey(s.ws, "d", r), &l)
+	if ok && err == nil {
+		s.denied[r] = l
+	}
 	return l, ok, err
 }
 func (s *dbState) PutDeniedRequest(r string, l int64) error {
 	if _, ok, err := s.DeniedRequest(r); ok || err != nil {
 		return err
 	}
+	s.denied[r] = l
 	return s.put(wsKey(s.ws, "d", r), l)
 }
 func (s *dbState) PutApply(a ApplyRec) error {
@@ -158,14 +180,21 @@ func (s *dbState) PutApply(a ApplyRec) error {
 		if err := s.put(wsKey(s.ws, "n", "applies"), n+1); err != nil {
 			return err
 		}
+		s.nApplies = n + 1
 	}
 	return s.put(k, a)
 }
 
 // ApplyCount is the number of applies recorded.
 func (s *dbState) ApplyCount() (int, error) {
+	if s.nApplies >= 0 {
+		return s.nApplies, nil
+	}
 	var n int
 	_, err := s.get(wsKey(s.ws, "n", "applies"), &n)
+	if err == nil {
+		s.nApplies = n
+	}
 	return n, err
 }
 func (s *dbState) Applies() ([]ApplyRec, error) {
