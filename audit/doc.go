@@ -10,7 +10,10 @@
 // bytes, its 1-based number and byte offset; a line that does not parse is
 // returned with a *[LineError] and is never dropped. Bytes after the last
 // newline are a line still being written and are left for a later read.
-// Unknown keys and unknown actions are normal. Paths in the log are
+// Unknown keys and unknown actions are normal. Lines of the usual flat
+// shape are decoded by a reflection-free fast path that accepts only what
+// encoding/json accepts and yields the same Entry (differentially fuzzed);
+// any other line goes through encoding/json. Paths in the log are
 // absolute paths of the workspace where Agentix ran; [ResolvePath] keeps
 // the part from ".agentix/" on, so a moved or copied workspace still
 // resolves. [ParseDiff] reads diff headers (git and plain unified format),
@@ -44,6 +47,13 @@
 // version is stored and recorded as [Evidence], and the accepted snapshot
 // stays the head.
 //
+// An ingest that finds no new line still re-evaluates rules 2 and 5 with
+// the approvals and running configs known now; when the verdict differs
+// from the one attested for the accepted snapshot, or applies have newly
+// met the approval threshold, the snapshot is attested again and those
+// applies get their apply/v1. Each apply/v1 id is recorded with its
+// workspace and line, so rule 5 resolves the ids a running-config/v1 names.
+//
 // Every patch a line names is read when that line is ingested, stored
 // (UnixFS bytes plus a Patch record with sha256 and the files its diff
 // headers touch), and its sha256 remembered: that is "the proposal stored
@@ -65,8 +75,15 @@
 //  3. no agent-run event (any action but apply, rebuild, review, approve)
 //     has source_modified, switched_system or requires_sudo true, and no
 //     policy-denied request is later applied;
-//  4. the log continues every accepted snapshot (found by the Ingester);
-//  5. running-config attestations link only to applies that hold 1 and 2.
+//  4. the log continues every accepted snapshot (found by the Ingester),
+//     and, in [CheckWorkspace], every attested snapshot the auditor holds:
+//     the RFC 6962 consistency proof from the attested root at N lines to
+//     the root recomputed over the current N' lines must verify; with the
+//     snapshot's bytes ([FileFromCAR] reads them from a bundle's CAR) the
+//     first differing line is named;
+//  5. running-config attestations link only to applies that hold 1 and 2
+//     (and, when the apply attestation names a patch sha256, to applies of
+//     exactly those bytes); an apply id that resolves to no apply breaks it.
 //
 // A policy file only tightens the built-in policy.
 //
