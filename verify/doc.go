@@ -18,7 +18,21 @@
 //     (else ErrRootMismatch).
 //   - CheckNode audits a live node: its log, its latest running-config
 //     attestation and the closure, applies, proposals and approvals behind
-//     it, each attestation proven included in the log.
+//     it, each attestation proven included in the log. Every audit-log/v1
+//     snapshot in the log is checked from the raw audit log bytes the
+//     node serves (fetched as a CAR, every block hash-checked, reassembled,
+//     the attested sha256 checked): the RFC 6962 root over the lines and
+//     the line count must be the attested ones (else ErrAuditRoot), each
+//     snapshot must be consistent with the previous one of its workspace
+//     (else an *AppendOnlyError naming the first differing line and
+//     whether lines were truncated, edited, reordered or removed), and the
+//     safety boundary is recomputed over the latest snapshot of each
+//     workspace with the auditor's policy (audit.WithTrustPolicy): patch
+//     hashes from the node's proposal/v1 and apply/v1 attestations, each
+//     re-checked against the Patch record and bytes; approvals from the
+//     node's approval/v1 envelopes verified against the trust policy's
+//     approver keys; rule 5 against the latest running config. Each
+//     violation is a failure naming its audit line (Finding.Line).
 //
 // Every check ends in a Report: proven claims, failures (something was
 // checked and is wrong) and uncertain items (could not be checked: network,
@@ -32,7 +46,6 @@
 // an audit-log attestation) are never taken as proof. The state directory
 // records only checkpoints accepted by checks that fully held.
 //
-// Not yet done: recomputing the safety boundary from the raw audit log bytes
-// of audit-log snapshots in CheckNode; such snapshots are reported as
-// uncertain.
+// Approvals carry no trusted time: they count as recorded before every
+// apply (rule 2's "signed before the apply" cannot be checked from outside).
 package verify

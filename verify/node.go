@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ipfs/go-cid"
@@ -17,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera/client"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/store"
@@ -52,6 +54,11 @@ type nodeAudit struct {
 	pb   *client.ProofBuilder
 	size uint64
 	root []byte
+
+	verified  map[string]*attest.Result // attestations checked so far
+	patches   map[string]audit.PatchInfo
+	rcID      string   // latest running-config attestation
+	rcApplies []string // the apply/v1 ids it names
 }
 
 // CheckNode audits the whole claim of the node at base (its daemon's URL):
@@ -66,7 +73,8 @@ func CheckNode(ctx context.Context, base string, p *attest.Policy, o NodeOptions
 	if o.HTTP == nil {
 		o.HTTP = http.DefaultClient
 	}
-	na := &nodeAudit{ctx: ctx, base: base, p: p, o: o, r: NewReport("node", base), recs: map[string]attest.Record{}}
+	na := &nodeAudit{ctx: ctx, base: base, p: p, o: o, r: NewReport("node", base), recs: map[string]attest.Record{},
+		verified: map[string]*attest.Result{}, patches: map[string]audit.PatchInfo{}}
 	r := na.r
 	u, _ := url.Parse(base + "/log/")
 	src, _ := client.NewHTTPFetcher(u, o.HTTP)
@@ -110,17 +118,13 @@ func CheckNode(ctx context.Context, base string, p *attest.Policy, o NodeOptions
 	}
 	r.Details["runningConfig"] = rc.ID
 	r.Details["closure"] = rcp.Closure
+	na.rcID, na.rcApplies = rc.ID, rcp.Applies
 	na.closure(rcp.Closure)
 	for _, id := range rcp.Applies {
 		na.apply(id)
 	}
-	for _, rec := range all {
-		if rec.PredicateType == attest.PredicateAuditLog && rec.LogIndex < na.size {
-			if _, ok := na.attestation(rec.ID, attest.PredicateAuditLog); ok {
-				r.Fail("audit-log", ptr(rec.LogIndex), rec.ID, unavailable("safety boundary not recomputed from the raw audit log bytes by this auditor (not implemented yet); the node's own verdict is not trusted"))
-			}
-		}
-	}
+	slices.SortFunc(all, func(a, b attest.Record) int { return cmpU64(a.LogIndex, b.LogIndex) })
+	na.auditLogs(all)
 	return r.Done()
 }
 
@@ -159,6 +163,13 @@ func (na *nodeAudit) getJSON(path string, v any) error {
 // the policy, checks its predicate type and proves it is in the log.
 func (na *nodeAudit) attestation(id, wantType string) (*attest.Result, bool) {
 	r := na.r
+	if res, ok := na.verified[id]; ok {
+		if res == nil || res.PredicateType != wantType {
+			return nil, false
+		}
+		return res, true
+	}
+	na.verified[id] = nil
 	rec, ok := na.recs[id]
 	if !ok {
 		r.Fail("attestation", nil, id, unavailable("the node does not list attestation %s", id))
@@ -192,6 +203,7 @@ func (na *nodeAudit) attestation(id, wantType string) (*attest.Result, bool) {
 		return nil, false
 	}
 	r.Prove("%s %s signed by %v, at log entry %d", short(wantType), id, res.Signers, rec.LogIndex)
+	na.verified[id] = res
 	return res, true
 }
 
@@ -215,10 +227,16 @@ func (na *nodeAudit) apply(id string) {
 			continue
 		}
 		for _, s := range pr.Subjects {
-			if s.URI == "ipfs://"+ap.Patch.CID && s.SHA256() == ap.Patch.SHA256 {
-				if _, ok := na.attestation(pr.ID, attest.PredicateProposal); ok {
-					proposed = true
-				}
+			if s.URI != "ipfs://"+ap.Patch.CID {
+				continue
+			}
+			pres, ok := na.attestation(pr.ID, attest.PredicateProposal)
+			if !ok {
+				continue
+			}
+			var pp attest.ProposalPredicate
+			if pres.Statement.DecodePredicate(&pp) == nil && pp.Patch.CID == ap.Patch.CID && pp.Patch.SHA256 == ap.Patch.SHA256 {
+				proposed = true
 			}
 		}
 	}

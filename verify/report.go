@@ -49,6 +49,8 @@ type Finding struct {
 	Entry *uint64 `json:"entry,omitempty"`
 	// Subject names the attestation, block or file concerned.
 	Subject string `json:"subject,omitempty"`
+	// Line is the 1-based audit log line concerned, when there is one.
+	Line int64 `json:"line,omitempty"`
 
 	Err error `json:"-"`
 }
@@ -85,6 +87,16 @@ func (r *Report) Fail(check string, entry *uint64, subject string, err error) {
 		return
 	}
 	r.Failures = append(r.Failures, f)
+}
+
+// failLine is Fail naming the 1-based audit line too.
+func (r *Report) failLine(check string, entry *uint64, subject string, line int64, err error) {
+	r.Fail(check, entry, subject, err)
+	if errors.Is(err, ErrUnavailable) {
+		r.Uncertain[len(r.Uncertain)-1].Line = line
+	} else {
+		r.Failures[len(r.Failures)-1].Line = line
+	}
 }
 
 // Done sets OK and returns the report.
@@ -192,6 +204,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		if f.Subject != "" {
 			fmt.Fprintf(&b, " %s", f.Subject)
+		}
+		if f.Line > 0 {
+			fmt.Fprintf(&b, " line %d", f.Line)
 		}
 		fmt.Fprintf(&b, ": %s\n", f.Message)
 	}

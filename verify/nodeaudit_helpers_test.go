@@ -1,0 +1,222 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/hex"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/audit"
+	"github.com/agentix/agentix-store/closure"
+	"github.com/agentix/agentix-store/schemas"
+	"github.com/agentix/agentix-store/store"
+)
+
+const (
+	sampleDir = "../testdata/agentix/workspace-basic"
+	cacheDir  = "../closure/testdata/cache"
+	libPath   = "/nix/store/zi8h56j0sij13q042nl4wqfffpw8xhzd-lib"
+	wsName    = "operator/nixos-config"
+	origRoot  = "/home/operator/nixos-config/"
+	fooPatch  = ".agentix/proposals/20261125-165835-worktree-create-module-foo-with-template-packages.patch"
+)
+
+// sampleLines returns the lines of the sample audit log, each with its
+// newline.
+func sampleLines(t testing.TB) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(sampleDir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := strings.SplitAfter(string(b), "\n")
+	return ls[:len(ls)-1]
+}
+
+// workspace lays the sample Agentix workspace out in a temp dir with the
+// given audit lines (nil: the sample's).
+func workspace(t testing.TB, lines []string) string {
+	t.Helper()
+	ws := t.TempDir()
+	pd := filepath.Join(ws, ".agentix", "proposals")
+	if err := os.MkdirAll(pd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(filepath.Join(sampleDir, "proposals"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(sampleDir, "proposals", e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pd, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lines == nil {
+		lines = sampleLines(t)
+	}
+	writeAuditLog(t, ws, lines)
+	return ws
+}
+
+func writeAuditLog(t testing.TB, ws string, lines []string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(ws, ".agentix", "audit.jsonl"), []byte(joinLines(lines)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func joinLines(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(strings.TrimSuffix(l, "\n"))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// applyLine is an Agentix apply line for the workspace-relative patch rel.
+func applyLine(rel string) string {
+	return `{"action": "apply", "approval_required": true, "patch": "` + origRoot + rel + `", "result": "applied", "timestamp": "2026-11-25T17:00:00.000000+00:00"}`
+}
+
+// ingest ingests ws into the node as the real ingester does, with the
+// boundary policy of the node's trust policy, attesting through the node's
+// Publisher.
+func (tn *testNode) ingest(t testing.TB, ws string) *audit.IngestResult {
+	t.Helper()
+	pol, err := audit.WithTrustPolicy(nil, tn.policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ing := audit.NewIngester(tn.n.Store, tn.n.DB)
+	ing.Policy = pol
+	ing.Attester = audit.PublisherAttester{Publisher: tn.pub, Signer: tn.signer}
+	res, err := ing.Ingest(context.Background(), ws, audit.IngestOptions{Workspace: wsName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// importLib imports the one-path closure of the committed file:// binary
+// cache into the node.
+func (tn *testNode) importLib(t testing.TB) cid.Cid {
+	t.Helper()
+	ctx := context.Background()
+	abs, err := filepath.Abs(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := closure.NewBinaryCache(ctx, "file://"+abs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := closure.Import(ctx, tn.n.Store, tn.n.DB, cache, libPath, closure.ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Closure
+}
+
+// runningConfig publishes the node's running-config/v1 attestation of the
+// stored closure c after applies.
+func (tn *testNode) runningConfig(t testing.TB, c cid.Cid, applies []string) attest.Published {
+	t.Helper()
+	env, err := closure.RunningConfig(context.Background(), tn.n.Store, c, closure.RunningConfigOptions{Applies: applies}, tn.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := tn.pub.Publish(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// publishPredicate signs and publishes an attestation with the node's key
+// (what a misbehaving node can always do).
+func (tn *testNode) publishPredicate(t testing.TB, pt string, subjects []attest.ResourceDescriptor, pred any) attest.Published {
+	t.Helper()
+	p, err := tn.pub.Attest(context.Background(), tn.signer, pt, subjects, pred)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// applyIDs lists the apply/v1 attestations the node published.
+func (tn *testNode) applyIDs(t testing.TB) []string {
+	t.Helper()
+	recs, err := tn.n.Attest.Search(attest.Query{PredicateType: attest.PredicateApply})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+	}
+	return ids
+}
+
+// healthyNode is a node that ingested the sample workspace (snapshot,
+// proposals, the apply) and runs the imported closure after that apply.
+func healthyNode(t testing.TB) (*testNode, cid.Cid) {
+	t.Helper()
+	tn := openNode(t, initNodeDir(t, "alpha"))
+	tn.ingest(t, workspace(t, nil))
+	c := tn.importLib(t)
+	ids := tn.applyIDs(t)
+	if len(ids) != 1 {
+		t.Fatalf("sample ingest published %d applies, want 1", len(ids))
+	}
+	tn.runningConfig(t, c, ids)
+	return tn, c
+}
+
+// fakeSnapshot stores raw as the audit log of wsName in a new
+// AuditLogSnapshot record and publishes an audit-log/v1 attestation of it
+// claiming lines and root (nil: those of raw) with a passing verdict: a
+// node lying about, or rewriting, its audit log.
+func (tn *testNode) fakeSnapshot(t testing.TB, raw []byte, lines int64, root []byte) attest.Published {
+	t.Helper()
+	ctx := context.Background()
+	ls, _ := splitLines(raw)
+	tr := audit.NewTree()
+	for _, l := range ls {
+		tr.Append(l)
+	}
+	if root == nil {
+		root, lines = tr.Root(), int64(len(ls))
+	}
+	bc, err := tn.n.Store.Add(ctx, bytes.NewReader(raw), store.AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := &schemas.AuditLogSnapshot{Workspace: wsName, Bytes: bc, Size: int64(len(raw)), Lines: lines, Root: root}
+	blk, err := schemas.EncodeBlock(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.n.Store.Blockstore().Put(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	s1 := attest.Subject(blk.Cid(), sha256sum(blk.RawData()), "AuditLogSnapshot")
+	s2 := attest.Subject(bc, sha256sum(raw), audit.AuditLogPath)
+	return tn.publishPredicate(t, attest.PredicateAuditLog, []attest.ResourceDescriptor{s1, s2}, attest.AuditLogPredicate{
+		Workspace: wsName,
+		Snapshot:  attest.AuditLogSnapshot{CID: blk.Cid().String(), Size: lines, Root: hexs(root)},
+		Boundary:  attest.BoundaryResult{Passed: true, SingleOperator: true, Violations: []attest.Violation{}},
+	})
+}
+
+func hexs(b []byte) string { return hex.EncodeToString(b) }
