@@ -75,13 +75,15 @@ func NewBlockstore(db *badger.DB, opts Options) *Blockstore {
 		b.threshold = DefaultPackThreshold
 	}
 	if dir := kv.PacksDir(db); dir != "" && b.threshold > 0 {
-		b.packs = newPacks(dir, db.Opts().ReadOnly, opts.NoDirectIO)
+		b.packs = openPacks(dir, db.Opts().ReadOnly, opts.NoDirectIO)
 	}
 	return b
 }
 
 // Close syncs the pack being appended to and closes every pack file. It does
-// not close the database. The Blockstore must not be used afterwards.
+// not close the database. Neither the Blockstore nor another one opened on
+// the same database while it was open may be used afterwards (they share
+// their pack files).
 func (b *Blockstore) Close() error {
 	if b.packs == nil {
 		return nil

@@ -58,9 +58,12 @@ func (e *stEnv) open() {
 	e.db, e.s = db, store.New(db, e.o)
 }
 
-// reopen closes the database and opens it again.
+// reopen closes the store and database and opens them again.
 func (e *stEnv) reopen() {
 	e.t.Helper()
+	if err := e.s.Close(); err != nil {
+		e.t.Fatal(err)
+	}
 	if err := e.db.Close(); err != nil {
 		e.t.Fatal(err)
 	}
@@ -325,7 +328,10 @@ func TestCorruptBlockDetected(t *testing.T) {
 		{"empty", func([]byte) []byte { return []byte{} }},
 		{"other block's bytes", func([]byte) []byte { return []byte("something else entirely") }},
 	}
-	for _, size := range []int{100, 64 << 10} { // inline in the LSM tree, in the value log
+	// Inline in the LSM tree, in the value log, and a pack file's block
+	// whose index entry overwrite replaces with (wrong) inline bytes; pack
+	// bytes themselves are damaged in TestPackCorruption.
+	for _, size := range []int{100, 4 << 10, 64 << 10} {
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				e := stOpen(t, store.Options{})

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"unsafe"
+	"weak"
 )
 
 // Pack files.
@@ -127,6 +129,47 @@ type packs struct {
 
 func newPacks(dir string, readOnly, noDirect bool) *packs {
 	return &packs{dir: dir, readOnly: readOnly, noDirect: noDirect, files: map[uint32]*os.File{}}
+}
+
+// writers maps a pack directory to the packs appending to it, so that every
+// Blockstore a process opens on one database shares one appender (two would
+// write at the same offsets). Entries are weak: a packs that no Blockstore
+// uses any more is collected, its files closed by their finalizers, and the
+// next Blockstore on the directory starts afresh from the files on disk.
+var writers = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[packs]
+}{m: map[string]weak.Pointer[packs]{}}
+
+// openPacks returns the packs of dir, shared with every other open
+// Blockstore on it unless readOnly (read-only stores never append).
+func openPacks(dir string, readOnly, noDirect bool) *packs {
+	if readOnly {
+		return newPacks(dir, true, noDirect)
+	}
+	dir = filepath.Clean(dir)
+	writers.Lock()
+	defer writers.Unlock()
+	if p := writers.m[dir].Value(); p != nil && !p.isClosed() {
+		return p
+	}
+	p := newPacks(dir, false, noDirect)
+	wp := weak.Make(p)
+	writers.m[dir] = wp
+	runtime.AddCleanup(p, func(dir string) {
+		writers.Lock()
+		defer writers.Unlock()
+		if writers.m[dir] == wp {
+			delete(writers.m, dir)
+		}
+	}, dir)
+	return p
+}
+
+func (p *packs) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 // errPacksClosed is returned by writes after Close.

@@ -426,10 +426,12 @@ func TestCatRange(t *testing.T) {
 	}
 }
 
-// corrupt overwrites the stored bytes of block c in badger directly.
+// corrupt flips a byte of block c behind the store's back: in its pack file
+// if it is stored in one, else in its badger value.
 func corrupt(t *testing.T, db *badger.DB, c cid.Cid) {
 	t.Helper()
 	key := append(append([]byte{}, kv.PrefixBlocks...), c.Hash()...)
+	var ref []byte // the entry's pack reference, if packed
 	err := db.Update(func(txn *badger.Txn) error {
 		it, err := txn.Get(key)
 		if err != nil {
@@ -439,11 +441,37 @@ func corrupt(t *testing.T, db *badger.DB, c cid.Cid) {
 		if err != nil {
 			return err
 		}
+		if it.UserMeta() != 0 {
+			ref = v
+			return nil
+		}
 		v[len(v)/2] ^= 0x01
 		return txn.Set(key, v)
 	})
 	if err != nil {
 		t.Fatalf("corrupt %s: %v", c, err)
+	}
+	if ref == nil {
+		return
+	}
+	// Pack reference: pack id (u32), offset (u64), length (u32), big-endian.
+	if len(ref) != 16 {
+		t.Fatalf("corrupt %s: pack reference of %d bytes", c, len(ref))
+	}
+	path := filepath.Join(kv.PacksDir(db), fmt.Sprintf("%08d.pack", binary.BigEndian.Uint32(ref)))
+	at := int64(binary.BigEndian.Uint64(ref[4:])) + int64(binary.BigEndian.Uint32(ref[12:]))/2
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x01
+	if _, err := f.WriteAt(b, at); err != nil {
+		t.Fatal(err)
 	}
 }
 
