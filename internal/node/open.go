@@ -142,6 +142,9 @@ func (n *Node) Close() error {
 	if n.Log != nil {
 		errs = append(errs, n.Log.Close())
 	}
+	if n.Store != nil {
+		errs = append(errs, n.Store.Close()) // syncs and closes pack files
+	}
 	if err := n.DB.Sync(); err != nil {
 		errs = append(errs, fmt.Errorf("sync database: %w", err))
 	}
