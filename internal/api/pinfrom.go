@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/node"
@@ -22,7 +23,15 @@ type PinFromResult struct {
 	// Closure is set when the pinned DAG is a Nix closure: it was verified
 	// (every NAR hash, completeness) and indexed, so this node's /nix/
 	// binary cache serves it.
-	Closure *closure.VerifyResult `json:"closure,omitempty"`
+	Closure *ClosureInfo `json:"closure,omitempty"`
+}
+
+// ClosureInfo describes a verified closure.
+type ClosureInfo struct {
+	CID      string `json:"cid"`
+	Root     string `json:"root"`
+	Paths    int    `json:"paths"`
+	NarBytes int64  `json:"nar_bytes"`
 }
 
 // ResolvePeerClosure asks a peer node which closure it holds for a store
@@ -41,7 +50,11 @@ func ResolvePeerClosure(ctx context.Context, peer, storePath string) (cid.Cid, e
 	if resp.StatusCode != http.StatusOK {
 		return cid.Undef, fmt.Errorf("%w: GET %s: %s", store.ErrPeer, u, resp.Status)
 	}
-	var list []closure.ClosureSummary
+	var list []struct {
+		CID      string    `json:"cid"`
+		Root     string    `json:"root"`
+		Imported time.Time `json:"imported"`
+	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&list); err != nil {
 		return cid.Undef, fmt.Errorf("%w: closures from %s: %v", store.ErrPeer, peer, err)
 	}
@@ -55,7 +68,11 @@ func ResolvePeerClosure(ctx context.Context, peer, storePath string) (cid.Cid, e
 			best = c
 		}
 	}
-	return best.CID, nil
+	c, err := cid.Decode(best.CID)
+	if err != nil || best.Root != storePath {
+		return cid.Undef, fmt.Errorf("%w: %s answered closure %q of %q for %s", store.ErrPeer, peer, best.CID, best.Root, storePath)
+	}
+	return c, nil
 }
 
 // pinFrom pulls target (a CID, or a store path the peer resolves to a
@@ -97,7 +114,7 @@ func pinFrom(ctx context.Context, n *node.Node, peer, target, name string, progr
 	if err != nil {
 		return res, fmt.Errorf("closure %s from %s: %w", root, peer, err)
 	}
-	res.Closure = vr
+	res.Closure = &ClosureInfo{CID: vr.Closure.String(), Root: vr.Root, Paths: vr.Paths, NarBytes: vr.NarBytes}
 	return res, nil
 }
 
