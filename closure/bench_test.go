@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -82,8 +83,9 @@ func maxRSSMB() float64 {
 
 // BenchmarkImportLarge compares, in one run, importing the large path with
 // Import (local Nix source), `nix copy --to file://DIR?compression=none` of
-// the same path and `nix-store --dump` of it to /dev/null. Import reports
-// the peak RSS of the test process (child processes excluded) as peak-MB.
+// the same path and `nix-store --dump` of it to /dev/null. Import runs with
+// the soft memory limit the CLI sets (ImportMemoryLimit) and reports the peak
+// RSS of the test process (child processes excluded) as peak-MB.
 func BenchmarkImportLarge(b *testing.B) {
 	n := nixtest.Require(b)
 	p := largeTree(b, n)
@@ -93,6 +95,7 @@ func BenchmarkImportLarge(b *testing.B) {
 	}
 	narSize := infos[0].NarSize
 	b.Run("agentix-import", func(b *testing.B) {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(ImportMemoryLimit))
 		b.SetBytes(narSize)
 		for range b.N {
 			b.StopTimer()

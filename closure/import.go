@@ -36,7 +36,10 @@ type ImportOptions struct {
 	// the total NAR size of the closure. It may be called from several
 	// goroutines, never concurrently.
 	Progress func(done, total int64)
-	// Jobs is the number of NARs imported at once (default 2).
+	// Jobs is the number of NARs imported at once (default 2). NARs
+	// larger than 8 MiB are imported one at a time whatever Jobs is; each
+	// NAR in flight holds at most 4 MiB of stream buffers plus what the
+	// store's write pipeline buffers.
 	Jobs int
 	// PinName names the closure's pin (default "closure <root>").
 	PinName string
@@ -56,6 +59,17 @@ type ImportResult struct {
 	// whose NAR was not fetched again.
 	Reused int `json:"reused"`
 }
+
+// largeNAR is the NAR size above which NARs are imported one at a time.
+const largeNAR = 8 << 20
+
+// ImportMemoryLimit is the soft memory limit (runtime/debug.SetMemoryLimit)
+// that `agentix-store closure import` runs with unless GOMEMLIMIT is set.
+// An import's live heap is bounded (the stream buffers and the store's write
+// pipeline, whatever the NAR sizes), and the limit keeps the garbage
+// collector from letting the heap grow to twice that: it is what keeps an
+// import's peak RSS under 150 MB. Long-running processes set their own.
+const ImportMemoryLimit = 112 << 20
 
 // Import imports the closure of root from src into st and indexes it in db.
 //
@@ -137,14 +151,49 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 	if jobs <= 0 {
 		jobs = 2
 	}
-	work := make(chan int)
+	// Large NARs are imported one at a time (by job 0, largest first) so
+	// that the memory of the store's write pipeline, which a large NAR
+	// fills, is taken once; the other jobs import the small ones, and job 0
+	// joins them when no large one is left.
+	var large, small []int
+	for i, pi := range infos {
+		if pi.NarSize > largeNAR {
+			large = append(large, i)
+		} else {
+			small = append(small, i)
+		}
+	}
+	sort.SliceStable(large, func(x, y int) bool { return infos[large[x]].NarSize > infos[large[y]].NarSize })
+	var queueMu sync.Mutex
+	next := func(job int) (int, bool) {
+		queueMu.Lock()
+		defer queueMu.Unlock()
+		if ctx.Err() != nil {
+			return 0, false
+		}
+		if job == 0 && len(large) > 0 {
+			i := large[0]
+			large = large[1:]
+			return i, true
+		}
+		if len(small) > 0 {
+			i := small[0]
+			small = small[1:]
+			return i, true
+		}
+		return 0, false
+	}
 	errs := make(chan error, jobs)
 	var wg sync.WaitGroup
-	for range jobs {
+	for job := range jobs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := range work {
+			for {
+				i, ok := next(job)
+				if !ok {
+					return
+				}
 				pi := infos[i]
 				if r := reusable(ctx, st, db, pi, hold); r != nil {
 					records[i] = r
@@ -166,21 +215,6 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 			}
 		}()
 	}
-	// Largest NARs first, so that the jobs finish together.
-	order := make([]int, len(infos))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(x, y int) bool { return infos[order[x]].NarSize > infos[order[y]].NarSize })
-feed:
-	for _, i := range order {
-		select {
-		case work <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -75,6 +76,9 @@ func newClosureImportCmd() *cobra.Command {
 				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
 					fmt.Fprintf(w, "%s  %s (%d paths, verified)\n", res.Closure, res.Root, res.Paths)
 				})
+			}
+			if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+				debug.SetMemoryLimit(closure.ImportMemoryLimit)
 			}
 			var src closure.Source = &closure.LocalNix{}
 			if from != "" {
