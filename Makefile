@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1x
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build run test bench fuzz lint clean
+.PHONY: all build run test bench fuzz lint clean loadtest
 
 all: build
 
@@ -37,6 +37,11 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# 256 concurrent publishers against one daemon for 60 s (loopback only);
+# prints publishes/s, p99 latency and the daemon's peak RSS.
+loadtest:
+	LOAD_DURATION=$${LOAD_DURATION:-60s} $(GO) test -count=1 -run '^TestLoadPublishers$$' -v -timeout 10m ./e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -1,0 +1,180 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentix/agentix-store/attest"
+	"github.com/ipfs/go-cid"
+	mh "github.com/multiformats/go-multihash"
+)
+
+// TestLoadPublishers: 256 concurrent publishers sign approval/v1
+// attestations and POST them to one daemon for LOAD_DURATION (default 5 s;
+// `make loadtest` runs 60 s). Every acknowledged attestation must then be in
+// the log, at the index it was acknowledged with, with its exact bytes. The
+// sustained rate, p99 latency and the daemon's peak RSS are logged (figures,
+// not assertions: targets live in benchmarks and reports).
+func TestLoadPublishers(t *testing.T) {
+	dur := 5 * time.Second
+	if s := os.Getenv("LOAD_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("LOAD_DURATION=%q: %v", s, err)
+		}
+		dur = d
+	}
+	const publishers = 256
+	dir := filepath.Join(t.TempDir(), "node")
+	store(t, dir, "init", "--name", "load")
+	signer, err := attest.LoadSigner(filepath.Join(dir, "keys", "attest.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "token"))
+	d := start(t, dir)
+
+	type ack struct {
+		id    string
+		index uint64
+		env   []byte
+	}
+	var (
+		mu      sync.Mutex
+		acks    []ack
+		lats    []time.Duration
+		failed  atomic.Int64
+		stopAt  = time.Now().Add(dur)
+		wg      sync.WaitGroup
+		client  = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
+		peakRSS atomic.Int64
+	)
+	stopRSS := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stopRSS:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if kb := rssKB(d.cmd.Process.Pid); kb > peakRSS.Load() {
+				peakRSS.Store(kb)
+			}
+		}
+	}()
+	for p := 0; p < publishers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stopAt); i++ {
+				body := []byte(fmt.Sprintf("patch %d/%d", p, i))
+				sum := sha256.Sum256(body)
+				m, _ := mh.Encode(sum[:], mh.SHA2_256)
+				c := cid.NewCidV1(cid.Raw, m)
+				rd := attest.Subject(c, sum[:], "proposals/load.patch")
+				_, payload, err := attest.NewStatement(attest.PredicateApproval, []attest.ResourceDescriptor{rd},
+					attest.ApprovalPredicate{Patch: attest.PatchRef{CID: c.String(), SHA256: rd.SHA256()}})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				env, err := attest.SignEnvelope(context.Background(), attest.PayloadType, payload, signer)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				envBytes, _ := attest.MarshalEnvelope(env)
+				req, _ := http.NewRequest("POST", d.url+"/api/v1/attestations", bytes.NewReader(envBytes))
+				req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+				t0 := time.Now()
+				resp, err := client.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				var pr struct {
+					ID       string `json:"id"`
+					LogIndex uint64 `json:"log_index"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&pr)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				lat := time.Since(t0)
+				if resp.StatusCode != 200 || err != nil {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				acks = append(acks, ack{pr.ID, pr.LogIndex, envBytes})
+				lats = append(lats, lat)
+				mu.Unlock()
+			}
+		}(p)
+	}
+	wg.Wait()
+	close(stopRSS)
+	if len(acks) == 0 {
+		t.Fatal("no publish acknowledged")
+	}
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	t.Logf("load: %d publishers, %v: %d acknowledged (%.0f publishes/s), %d failed, latency p50 %v p99 %v, daemon peak RSS %d MB",
+		publishers, dur, len(acks), float64(len(acks))/dur.Seconds(), failed.Load(),
+		lats[len(lats)/2].Round(time.Microsecond), lats[len(lats)*99/100].Round(time.Microsecond), peakRSS.Load()/1024)
+
+	// Every acknowledged attestation is in the log at its index, byte for
+	// byte (read back from the daemon's tlog-tiles entry bundles).
+	d.stop(t)
+	ents := store(t, dir, "log", "entries", "--json")
+	var entries []struct {
+		Index uint64 `json:"index"`
+		Entry []byte `json:"entry"`
+	}
+	if err := json.Unmarshal(ents, &entries); err != nil {
+		t.Fatalf("log entries --json: %v", err)
+	}
+	byIndex := map[uint64][]byte{}
+	for _, e := range entries {
+		byIndex[e.Index] = e.Entry
+	}
+	for _, a := range acks {
+		got, ok := byIndex[a.index]
+		if !ok {
+			t.Fatalf("acknowledged attestation %s (index %d) is not in the log of %d entries", a.id, a.index, len(entries))
+		}
+		if !bytes.Equal(got, a.env) {
+			t.Fatalf("log entry %d does not hold attestation %s", a.index, a.id)
+		}
+	}
+}
+
+// rssKB reads a process's peak resident set (VmHWM) in KiB.
+func rssKB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}
