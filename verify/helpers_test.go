@@ -50,11 +50,18 @@ func copyDir(t testing.TB, src string) string {
 	return dst
 }
 
-func openNode(t testing.TB, dir string) *testNode {
+func openNode(t testing.TB, dir string) *testNode { return openNodeWith(t, dir, nil) }
+
+// openNodeWith is openNode, calling hook (if not nil) on the opened node
+// before the daemon is built over it.
+func openNodeWith(t testing.TB, dir string, hook func(*node.Node)) *testNode {
 	t.Helper()
 	n, err := node.Open(dir, node.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(n)
 	}
 	h, err := daemon.Handler(n, daemon.Options{})
 	if err != nil {

@@ -2,8 +2,8 @@ package verify
 
 import (
 	"bytes"
-	"encoding/hex"
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
+	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 )
@@ -170,10 +171,14 @@ func (tn *testNode) applyIDs(t testing.TB) []string {
 
 // healthyNode is a node that ingested the sample workspace (snapshot,
 // proposals, the apply) and runs the imported closure after that apply.
-func healthyNode(t testing.TB) (*testNode, cid.Cid) {
+func healthyNode(t testing.TB) (*testNode, cid.Cid) { return nodeWith(t, nil, nil) }
+
+// nodeWith is healthyNode over the audit lines given (nil: the sample's),
+// calling hook on the node before its daemon is built.
+func nodeWith(t testing.TB, lines []string, hook func(*node.Node)) (*testNode, cid.Cid) {
 	t.Helper()
-	tn := openNode(t, initNodeDir(t, "alpha"))
-	tn.ingest(t, workspace(t, nil))
+	tn := openNodeWith(t, initNodeDir(t, "alpha"), hook)
+	tn.ingest(t, workspace(t, lines))
 	c := tn.importLib(t)
 	ids := tn.applyIDs(t)
 	if len(ids) != 1 {
