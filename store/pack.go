@@ -395,11 +395,26 @@ func (p *packs) appendBlocks(data [][]byte, sync bool) ([]packRef, error) {
 	return refs, nil
 }
 
-// writeLocked writes the segments at off in the active pack, retrying short
-// writes. If the first O_DIRECT write is refused with EINVAL (a filesystem
-// that accepts the flag at open but not the I/O), the pack is reopened for
-// buffered writes and the write retried.
+// advance drops the first n bytes of iov.
+func advance(iov [][]byte, n int) [][]byte {
+	for n > 0 {
+		if n >= len(iov[0]) {
+			n -= len(iov[0])
+			iov = iov[1:]
+		} else {
+			iov[0] = iov[0][n:]
+			n = 0
+		}
+	}
+	return iov
+}
+
+// writeLocked writes the segments at off in the active pack with one
+// pwritev at a time, retrying short writes. If an O_DIRECT write is refused
+// with EINVAL (a filesystem that accepts the flag at open but not the I/O),
+// the pack is reopened for buffered writes and the write retried.
 func (p *packs) writeLocked(iov [][]byte, off int64) error {
+	iov = append([][]byte(nil), iov...)
 	for len(iov) > 0 {
 		n, err := pwritev(p.w, iov, off)
 		if err != nil {
@@ -418,15 +433,7 @@ func (p *packs) writeLocked(iov [][]byte, off int64) error {
 			return fmt.Errorf("write pack %d at %d: %w", p.active, off, io.ErrShortWrite)
 		}
 		off += int64(n)
-		for n > 0 {
-			if n >= len(iov[0]) {
-				n -= len(iov[0])
-				iov = iov[1:]
-			} else {
-				iov[0] = iov[0][n:]
-				n = 0
-			}
-		}
+		iov = advance(iov, n)
 	}
 	return nil
 }
