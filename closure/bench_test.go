@@ -109,6 +109,7 @@ func BenchmarkImportLarge(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
+			st.Close()
 			db.Close() // one open database at a time, so peak-MB is one import's
 			b.StartTimer()
 		}

@@ -23,6 +23,7 @@ func Example() {
 	}
 	defer db.Close()
 	st := store.New(db, store.Options{})
+	defer st.Close() // before db.Close
 	ctx := context.Background()
 
 	abs, _ := filepath.Abs("testdata/cache")

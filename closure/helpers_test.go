@@ -25,7 +25,9 @@ func newStore(tb testing.TB) (*store.Store, *badger.DB) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	return store.New(db, store.Options{}), db
+	st := store.New(db, store.Options{})
+	tb.Cleanup(func() { st.Close() }) // before db.Close
+	return st, db
 }
 
 // testClosure builds a small closure with references, symlinks, an

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/store"
@@ -180,20 +182,28 @@ func (s *startedReader) Read(b []byte) (int, error) {
 	return s.r.Read(b)
 }
 
+// inflightFor maps a store to its in-flight set without keeping the store
+// alive: the entry goes when the store is collected.
 var (
 	inflightMu  sync.Mutex
-	inflightFor = map[*store.Store]*inflight{}
+	inflightFor = map[weak.Pointer[store.Store]]*inflight{}
 )
 
 func inflightOf(st *store.Store) *inflight {
 	inflightMu.Lock()
 	defer inflightMu.Unlock()
-	f := inflightFor[st]
+	k := weak.Make(st)
+	f := inflightFor[k]
 	if f == nil {
 		f = &inflight{cids: map[string]*inflightRef{}, pending: map[*pendingAdd]struct{}{}}
 		f.settled = sync.NewCond(&f.mu)
-		inflightFor[st] = f
+		inflightFor[k] = f
 		st.RegisterRoots("closure/in-flight", f.roots)
+		runtime.AddCleanup(st, func(k weak.Pointer[store.Store]) {
+			inflightMu.Lock()
+			delete(inflightFor, k)
+			inflightMu.Unlock()
+		}, k)
 	}
 	return f
 }
