@@ -167,6 +167,9 @@ func ValidatePredicateValue(predicateType string, v any) error {
 	if !ok {
 		return unknown(predicateType)
 	}
+	if fastValid(predicateType, v) {
+		return nil // certainly valid under s (see fastpath.go)
+	}
 	if err := s.Validate(v); err != nil {
 		var ve *jsonschema.ValidationError
 		if errors.As(err, &ve) {
