@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -86,7 +88,75 @@ func newConfigCmd() *cobra.Command {
 	peer.Flags().StringVar(&porigin, "origin", "", "the peer log's origin line (default: the key's name)")
 	peer.Flags().StringVar(&pkey, "key", "", "the peer log's note verifier key (its `key show` log key)")
 	peer.Flags().StringVar(&purl, "url", "", "the peer node's URL (informational)")
-	c.AddCommand(show, witness, peer)
+	apply := &cobra.Command{
+		Use:   "apply FILE|-",
+		Short: "Set the config fields FILE names (listen, chunker, sync_writes, nix_compression, witnesses, peers), as the NixOS module does; keys are never touched",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, _, err := openInput(args[0])
+			if err != nil {
+				return err
+			}
+			raw, err := io.ReadAll(io.LimitReader(r, 1<<20))
+			r.Close()
+			if err != nil {
+				return err
+			}
+			var over struct {
+				Listen         *string         `json:"listen"`
+				Chunker        *string         `json:"chunker"`
+				SyncWrites     *bool           `json:"sync_writes"`
+				NixCompression *string         `json:"nix_compression"`
+				Witnesses      *[]node.Witness `json:"witnesses"`
+				Peers          *[]node.Peer    `json:"peers"`
+			}
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&over); err != nil {
+				return usagef("%s: %v", args[0], err)
+			}
+			if over.Witnesses != nil {
+				for _, w := range *over.Witnesses {
+					if _, err := fnote.NewVerifierForCosignatureV1(w.Key); err != nil {
+						return usagef("%s: witness %s: key %q: %v", args[0], w.URL, w.Key, err)
+					}
+				}
+			}
+			if over.Peers != nil {
+				for i, p := range *over.Peers {
+					v, err := note.NewVerifier(p.Key)
+					if err != nil {
+						return usagef("%s: peer %s: key %q: %v", args[0], p.Origin, p.Key, err)
+					}
+					if p.Origin == "" {
+						(*over.Peers)[i].Origin = v.Name()
+					}
+				}
+			}
+			return updateConfig(cmd, func(c *node.Config) error {
+				if over.Listen != nil {
+					c.Listen = *over.Listen
+				}
+				if over.Chunker != nil {
+					c.Chunker = *over.Chunker
+				}
+				if over.SyncWrites != nil {
+					c.SyncWrites = *over.SyncWrites
+				}
+				if over.NixCompression != nil {
+					c.NixCompression = *over.NixCompression
+				}
+				if over.Witnesses != nil {
+					c.Witnesses = *over.Witnesses
+				}
+				if over.Peers != nil {
+					c.Peers = *over.Peers
+				}
+				return nil
+			})
+		},
+	}
+	c.AddCommand(show, witness, peer, apply)
 	return c
 }
 

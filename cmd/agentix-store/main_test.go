@@ -173,3 +173,42 @@ func TestKeyGenerateNeverOverwrites(t *testing.T) {
 		t.Fatalf("unknown alg: exit %d", r.code)
 	}
 }
+
+func TestConfigApplyAndAdd(t *testing.T) {
+	dir := initDir(t)
+	other := initDir(t)
+	var pk struct {
+		LogKey     string `json:"log_key"`
+		WitnessKey string `json:"witness_key"`
+	}
+	json.Unmarshal(ok(t, other, nil, "key", "show", "--json"), &pk)
+	ok(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--key", pk.WitnessKey)
+	if r := run(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--key", pk.WitnessKey); r.code == 0 {
+		t.Fatal("duplicate witness accepted")
+	}
+	if r := run(t, dir, nil, "config", "peer-add", "--key", "garbage"); r.code != 2 {
+		t.Fatalf("bad peer key: exit %d", r.code)
+	}
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, "keys", "log.key"))
+	over := fmt.Sprintf(`{"listen": "127.0.0.1:7272", "peers": [{"key": %q}], "witnesses": []}`, pk.LogKey)
+	ok(t, dir, []byte(over), "config", "apply", "-")
+	var cfg struct {
+		Listen    string
+		Witnesses []any
+		Peers     []struct{ Origin, Key string }
+	}
+	json.Unmarshal(ok(t, dir, nil, "config", "show"), &cfg)
+	if cfg.Listen != "127.0.0.1:7272" || len(cfg.Witnesses) != 0 || len(cfg.Peers) != 1 || cfg.Peers[0].Origin != "agentix-store/test-node" {
+		t.Fatalf("config after apply: %+v", cfg)
+	}
+	if r := run(t, dir, []byte(`{"listen": 1}`), "config", "apply", "-"); r.code != 2 {
+		t.Fatalf("bad override: exit %d", r.code)
+	}
+	if r := run(t, dir, []byte(`{"unknown": 1}`), "config", "apply", "-"); r.code != 2 {
+		t.Fatalf("unknown field: exit %d", r.code)
+	}
+	keyAfter, _ := os.ReadFile(filepath.Join(dir, "keys", "log.key"))
+	if !bytes.Equal(keyBefore, keyAfter) {
+		t.Fatal("config apply touched a key")
+	}
+}
