@@ -25,7 +25,6 @@
           meta = {
             description = "Content-addressed store and transparency log for Agentix-managed NixOS nodes";
             mainProgram = "agentix-store";
-            license = pkgs.lib.licenses.asl20;
           };
         };
         default = agentix-store;

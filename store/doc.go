@@ -4,20 +4,34 @@
 //
 // # Blocks
 //
-// Blocks live in the node's badger database (opened through internal/kv)
-// under the key kv.PrefixBlocks + multihash; the value is exactly the
-// block's bytes. [Blockstore] implements boxo's blockstore.Blockstore (plus
-// Viewer and AllKeysChanWithErrer) on that key space:
+// Blocks are indexed in the node's badger database (opened through
+// internal/kv) under the key kv.PrefixBlocks + multihash. A block smaller
+// than [Options].PackThreshold (default [DefaultPackThreshold], 64 KiB) is
+// stored inline: the value is exactly the block's bytes. A larger block (the
+// default chunker's 256 KiB leaves) is appended to a pack file in
+// <data dir>/packs, written with O_DIRECT where the filesystem allows it
+// (buffered otherwise, or with [Options].NoDirectIO), each block at a
+// 4096-byte boundary; its index value is then the block's pack, offset and
+// length, tagged by badger's per-entry user metadata byte. Pack bytes are
+// always written before the index entry that points to them, so an entry
+// never points to bytes that were not written. [Blockstore] implements boxo's
+// blockstore.Blockstore (plus Viewer and AllKeysChanWithErrer) on that key
+// space:
 //
 //   - Every read is verified: Get and View re-hash the stored bytes and
 //     return a *[CorruptBlockError] naming the CID (matching [ErrCorrupt] and
 //     boxo's ErrHashMismatch) instead of bytes that do not hash to it. Only
 //     [Options].NoVerifyOnRead turns this off.
 //   - Has and GetSize never read block bytes; GetSize is exact.
-//   - PutMany writes one badger write batch, skipping blocks already stored
-//     with the same length; with [Options].SyncWrites it returns only after
-//     an fsync. Writes trust the CIDs they are given: everything that takes
-//     blocks from outside (CAR import) verifies them first.
+//   - PutMany appends the large blocks to the active pack, then writes one
+//     badger write batch, skipping blocks already stored with the same
+//     length; with [Options].SyncWrites it returns only after the pack is
+//     fdatasynced and then the database fsynced. Writes trust the CIDs they
+//     are given: everything that takes blocks from outside (CAR import)
+//     verifies them first. A failed pack write (disk full) indexes nothing.
+//   - DeleteBlock and GC delete the index entry, sync the database, and then
+//     free the block's pack space (punching a hole); GC removes pack files
+//     that hold no block any more. Sizes reported by Stat stay logical.
 //   - Identity-hash CIDs are never stored; their bytes are their digest.
 //   - The codec is not part of the key: CIDs that share a multihash share
 //     the stored bytes, and AllKeysChan yields CIDv1 raw CIDs.
@@ -86,8 +100,10 @@
 // # Trust
 //
 // The package trusts the database: what is stored under a key was written
-// by this package. It does not trust block bytes (re-hashed on every read
-// unless disabled), CAR files, or CID and path text. It trusts the callers'
+// by this package, including the pack locations in it. It does not trust
+// block bytes, inline or in pack files (re-hashed on every read unless
+// disabled; a pack that ends inside a block reads as a corrupt block), CAR
+// files, or CID and path text. It trusts the callers'
 // CIDs on Put. [Store.GatewayHandler] serves only local blocks, in the
 // trustless formats (raw blocks and CARs) that clients verify themselves.
 package store

@@ -17,7 +17,7 @@ type GCResult struct {
 	// Removed is the number of blocks deleted.
 	Removed int `json:"removed"`
 	// FreedBytes is the total size of the deleted blocks (logical bytes;
-	// the database reclaims the disk space in the background).
+	// pack space is freed before GC returns, badger's in the background).
 	FreedBytes int64 `json:"freed_bytes"`
 	// Kept is the number of blocks still stored.
 	Kept int `json:"kept"`

@@ -52,8 +52,9 @@ type Options struct {
 // Open opens (creating if needed) the badger database in dir/badger.
 //
 // The options keep memory bounded whatever the amount of data: small
-// memtables, values of 1 KiB or more in the value log, modest caches. This is
-// what lets a 1 GiB add run in about 100 MB of RSS. Value log files are
+// memtables, values of 1 KiB or more in the value log, modest caches. (Large
+// blocks do not go through badger at all: package store keeps them in pack
+// files, see PacksDir.) Value log files are
 // 32 MiB: badger keeps the file being written mapped and resident until it
 // rotates (ReleaseLogPages drops the finished ones), so this size bounds the
 // value log's share of a long write's RSS; the price is more files (about
