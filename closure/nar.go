@@ -60,6 +60,7 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 	}
 	defer nr.Close()
 	var prev *nar.Header
+	var buf []byte
 	for {
 		hdr, err := nr.Next()
 		if err == io.EOF {
@@ -105,7 +106,12 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 			return bad(hdr.Path, "symlink target contains NUL", nil)
 		}
 		if hdr.Type == nar.TypeRegular && hdr.Size > 0 {
-			if _, err := io.Copy(io.Discard, nr); err != nil {
+			if buf == nil {
+				buf = make([]byte, 256<<10)
+			}
+			// Large reads: io.Discard's own ReadFrom would read 8 KiB
+			// at a time.
+			if _, err := io.CopyBuffer(discard{}, nr, buf); err != nil {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
 					return bad(hdr.Path, "truncated in file contents", nil)
 				}
@@ -131,6 +137,12 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 	}
 	return nil
 }
+
+// discard is io.Discard without ReadFrom, so that io.CopyBuffer uses the
+// buffer it is given.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
 // narResult is what storing one NAR produced.
 type narResult struct {
