@@ -657,11 +657,12 @@ func TestHelperProcessOutOfDisk(t *testing.T) {
 		fmt.Printf("OPEN-ERROR: %v\n", err)
 		os.Exit(4)
 	}
-	// Badger creates each value log file with ftruncate to twice its size
-	// (2 x 32 MiB, internal/kv) and writes it through a mapping, so the
-	// limit must lie below that (the first rotation then fails) and above
-	// what opening needed (memtable logs of 2 x 16 MiB). The limit is set
-	// after opening because badger's Open itself creates a value log file.
+	// The 256 KiB leaves go to a pack file, which hits the limit at 40 MiB
+	// (a multiple of 4096, so the O_DIRECT write stops cleanly with EFBIG).
+	// The limit must also lie above what opening badger needed (memtable
+	// logs of 2 x 16 MiB) and it still lies below the 2 x 32 MiB a value log
+	// file is created with, in case the store is run with packs off. It is
+	// set after opening because badger's Open itself creates a value log.
 	lim := uint64(40 << 20)
 	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: lim, Max: lim}); err != nil {
 		fmt.Printf("SETRLIMIT-ERROR: %v\n", err)
