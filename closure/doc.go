@@ -29,6 +29,20 @@
 // StorePathInfo per path and one Closure (schema in closure.ipldsch, DAG-CBOR,
 // CIDv1 sha2-256). A failed import pins nothing and indexes nothing.
 //
+// Memory is bounded whatever the NAR sizes: one goroutine reads a NAR in
+// 1 MiB pieces that the hasher, the checker and store.Add share without
+// copying (at most 4 MiB in flight per NAR); NARs over 8 MiB are imported one
+// at a time, smaller ones ImportOptions.Jobs at a time. With the soft memory
+// limit ImportMemoryLimit, an import's peak RSS stays under 150 MB.
+//
+// A store.GC running during an import or ImportCAR never collects what they
+// wrote: every NAR is registered as a GC root (the "closure/in-flight" root
+// source) in the same step as store.Add returns it — the root source waits
+// for Adds that have returned but are not yet registered — reused NARs are
+// registered before they are looked for, a CAR's roots before its blocks are
+// written, and records are written and the Closure pinned under the store's
+// GC lock (store.PinHeld).
+//
 // # Records and key space
 //
 // A Closure links to every StorePathInfo, which links to its NAR, so the
