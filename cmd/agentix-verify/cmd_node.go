@@ -17,8 +17,14 @@ func newNodeCmd() *cobra.Command {
 (as 'log' does, with the auditor state), its latest running-config
 attestation (verified and proven included in the log), the closure it names
 (fetched as a CAR; every block and every NAR hash checked, completeness;
---shallow checks the root record only), and each apply behind it with the
-proposal (sandboxed run) and approval it rests on.`,
+--shallow checks the root record only), each apply behind it with the
+proposal (sandboxed run) and approval it rests on, and every audit-log
+snapshot: its raw bytes fetched and hash-checked, the RFC 6962 root and line
+count recomputed, consistency with the workspace's earlier snapshot, and the
+safety boundary recomputed with this policy (its approvers; approvals are the
+node's approval/v1 envelopes signed by those keys). The node's own verdict is
+never trusted. Exit 0: proven; 1: a check failed; 3: something could not be
+checked.`,
 		Args: oneArg("URL"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := loadPolicy("node")
