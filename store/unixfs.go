@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/agentix/agentix-store/internal/kv"
@@ -520,24 +521,43 @@ func decodeUnixFSBlock(blk blocks.Block) (ipld.Node, error) {
 	return nd, nil
 }
 
+// GetMany fetches the blocks with up to getManyProcs goroutines, so that
+// reading a block from its pack (cold after an O_DIRECT write) overlaps with
+// hashing the previous one. Results arrive in completion order (callers match
+// them by CID); the first error is sent and ends the fetch.
 func (g dagGetter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
-	out := make(chan *ipld.NodeOption, len(cs))
+	out := make(chan *ipld.NodeOption, len(cs)) // never blocks a sender
+	var (
+		next   atomic.Int64
+		failed atomic.Bool
+		wg     sync.WaitGroup
+	)
+	for range min(len(cs), getManyProcs) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(cs)) || failed.Load() || ctx.Err() != nil {
+					return
+				}
+				nd, err := g.Get(ctx, cs[i])
+				if err != nil && failed.Swap(true) {
+					return
+				}
+				out <- &ipld.NodeOption{Node: nd, Err: err}
+			}
+		}()
+	}
 	go func() {
-		defer close(out)
-		for _, c := range cs {
-			nd, err := g.Get(ctx, c)
-			select {
-			case out <- &ipld.NodeOption{Node: nd, Err: err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
+		wg.Wait()
+		close(out)
 	}()
 	return out
 }
+
+// getManyProcs bounds the goroutines of one dagGetter.GetMany.
+const getManyProcs = 3
 
 // File is a UnixFS file being read from the store. It is an io.Reader,
 // io.Seeker, io.ReaderAt, io.WriterTo and io.Closer. Reads fail with a
