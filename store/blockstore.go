@@ -351,6 +351,7 @@ func (b *Blockstore) putMany(ctx context.Context, blks []blocks.Block, anyLength
 	}
 	keys := make([][]byte, len(blks))
 	skip := make([]bool, len(blks))
+	var replaced []packRef // packed copies of another length, rewritten
 	err := b.db.View(func(txn *badger.Txn) error {
 		for i, blk := range blks {
 			if _, ok := identityDigest(blk.Cid()); ok {
@@ -369,6 +370,13 @@ func (b *Blockstore) putMany(ctx context.Context, blks []blocks.Block, anyLength
 				skip[i] = true
 			} else if n, err := blockSize(it); err == nil && n == int64(len(blk.RawData())) {
 				skip[i] = true
+			} else if it.UserMeta() == metaPackRef {
+				_ = it.Value(func(v []byte) error {
+					if r, err := decodePackRef(v); err == nil {
+						replaced = append(replaced, r)
+					}
+					return nil
+				})
 			}
 		}
 		return nil
@@ -376,7 +384,20 @@ func (b *Blockstore) putMany(ctx context.Context, blks []blocks.Block, anyLength
 	if err != nil {
 		return fmt.Errorf("put blocks: %w", err)
 	}
-	return b.writeBatch(keys, blks, skip)
+	if err := b.writeBatch(keys, blks, skip); err != nil {
+		return err
+	}
+	// Free the space of packed copies that were replaced, once the new
+	// entries are durable (best effort, like DeleteBlock).
+	if len(replaced) > 0 && b.packs != nil {
+		if err := b.db.Sync(); err != nil {
+			return fmt.Errorf("put blocks: sync: %w", err)
+		}
+		for _, r := range replaced {
+			_ = b.packs.punch(r)
+		}
+	}
+	return nil
 }
 
 func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool) error {

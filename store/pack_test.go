@@ -406,3 +406,29 @@ func TestPackConcurrentWriters(t *testing.T) {
 		t.Fatalf("Stat = %+v, want %d blocks", st, len(all))
 	}
 }
+
+// TestPackRepairFreesOldCopy: a Put that replaces a packed copy of another
+// length (a repair) frees the old copy's space.
+func TestPackRepairFreesOldCopy(t *testing.T) {
+	e := stOpen(t, store.Options{})
+	ctx := context.Background()
+	good := stRaw(stRand(9, 128<<10))
+	bad, err := blocks.NewBlockWithCid(stRand(10, 1<<20), good.Cid()) // trusted CID, wrong bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.put(bad)
+	if _, err := e.s.Blockstore().Get(ctx, good.Cid()); !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("Get of the wrong copy: %v, want ErrCorrupt", err)
+	}
+	pack := packFiles(t, e.dir)[0]
+	before := diskBytes(t, pack)
+	e.put(good)
+	if got, err := e.s.Blockstore().Get(ctx, good.Cid()); err != nil || !bytes.Equal(got.RawData(), good.RawData()) {
+		t.Fatalf("after repair: %v", err)
+	}
+	after := diskBytes(t, pack)
+	if after > before-(1<<20)+(192<<10) {
+		t.Fatalf("pack occupies %d bytes after the repair, %d before: the 1 MiB copy was not freed", after, before)
+	}
+}
