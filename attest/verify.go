@@ -41,6 +41,15 @@ func (ks *KeySet) List() []*Verifier { return slices.Clone(ks.list) }
 // Has reports whether the key id is in the set.
 func (ks *KeySet) Has(keyID string) bool { _, ok := ks.byID[keyID]; return ok }
 
+// Get returns the verifier of a key id in the set.
+func (ks *KeySet) Get(keyID string) (*Verifier, bool) {
+	if ks == nil {
+		return nil, false
+	}
+	v, ok := ks.byID[keyID]
+	return v, ok
+}
+
 // VerifySignatures checks env's signatures against the keys in ks, with the
 // semantics of go-securesystemslib's dsse.EnvelopeVerifier (a signature
 // naming a key id is checked only with that key, one without a key id with

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
@@ -18,6 +20,8 @@ import (
 type app struct {
 	dirFlag string
 	json    bool
+	node    string
+	keyFile string
 }
 
 var a = &app{}
@@ -40,6 +44,8 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&a.dirFlag, "dir", "", "data directory (default $AGENTIX_STORE_DIR, else $XDG_DATA_HOME/agentix-store)")
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
+	root.PersistentFlags().StringVar(&a.node, "node", "", "reach a (remote) daemon at this URL instead of the data dir: writes need --sign-key or $AGENTIX_STORE_TOKEN")
+	root.PersistentFlags().StringVar(&a.keyFile, "sign-key", "", "with --node: sign writes with this operator key (PEM), trusted by the node's trust policy")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	for _, add := range commands {
 		root.AddCommand(add())
@@ -69,6 +75,20 @@ func (a *app) open(initIfNeeded bool) (*node.Node, error) {
 // directory, reaches the node through the daemon's API (the address it
 // wrote to <dir>/daemon.addr, and the bearer token in <dir>/token).
 func (a *app) backend(ctx context.Context) (api.Backend, error) {
+	if a.node != "" {
+		cl := &api.Client{Base: strings.TrimSuffix(a.node, "/"), Token: os.Getenv("AGENTIX_STORE_TOKEN")}
+		if a.keyFile != "" {
+			s, err := attest.LoadSigner(a.keyFile)
+			if err != nil {
+				return nil, err
+			}
+			cl.Signer = s
+		}
+		if !cl.Healthy(ctx) {
+			return nil, fmt.Errorf("no daemon answers at %s", a.node)
+		}
+		return cl, nil
+	}
 	dir, err := a.dir()
 	if err != nil {
 		return nil, err

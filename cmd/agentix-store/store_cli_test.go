@@ -266,3 +266,40 @@ func TestPinFromPeer(t *testing.T) {
 		t.Errorf("store path without --from: exit %d", r.code)
 	}
 }
+
+// An operator whose key is in the node's trust policy writes to the node's
+// daemon from elsewhere with signed requests; a stranger cannot.
+func TestRemoteSignedWrites(t *testing.T) {
+	dir := initDir(t)
+	op := filepath.Join(t.TempDir(), "operator.key")
+	ok(t, dir, nil, "key", "generate", "--out", op)
+	pub, _ := os.ReadFile(op + ".pub")
+	// Name the operator as an approver in the node's trust policy.
+	polFile := filepath.Join(dir, "trust-policy.json")
+	var pol map[string]any
+	raw, _ := os.ReadFile(polFile)
+	json.Unmarshal(raw, &pol)
+	pol["approvers"] = map[string]any{"threshold": 1, "keys": []any{map[string]any{"name": "op", "publicKey": string(pub)}}}
+	raw, _ = json.Marshal(pol)
+	os.WriteFile(polFile, raw, 0o644)
+	ok(t, dir, nil, "init") // keeps the edited trust policy
+	if b, _ := os.ReadFile(polFile); !bytes.Equal(b, raw) {
+		t.Fatal("init rewrote an existing trust policy")
+	}
+	base := startDaemon(t, dir)
+	elsewhere := t.TempDir()
+	data := mod251(100000)
+	out := ok(t, elsewhere, data, "--node", base, "--sign-key", op, "add", "-")
+	root := strings.Fields(string(out))[0]
+	if !bytes.Equal(ok(t, elsewhere, nil, "--node", base, "cat", root), data) {
+		t.Fatal("remote cat lost bytes")
+	}
+	stranger := filepath.Join(t.TempDir(), "stranger.key")
+	ok(t, dir, nil, "key", "generate", "--out", stranger)
+	if r := run(t, elsewhere, []byte("nope"), "--node", base, "--sign-key", stranger, "add", "-"); r.code != 1 || !bytes.Contains(r.stderr, []byte("401")) {
+		t.Fatalf("stranger's signed add: exit %d %s", r.code, r.stderr)
+	}
+	if r := run(t, elsewhere, []byte("nope"), "--node", base, "add", "-"); r.code != 1 || !bytes.Contains(r.stderr, []byte("401")) {
+		t.Fatalf("unsigned remote add: exit %d %s", r.code, r.stderr)
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -25,6 +28,9 @@ type Client struct {
 	Token string
 	// HTTP is the client used; nil means http.DefaultClient.
 	HTTP *http.Client
+	// Signer, when set, signs writes with an operator key (SignRequest)
+	// instead of sending Token.
+	Signer *attest.Signer
 }
 
 // Error is an error answered by the daemon.
@@ -58,11 +64,40 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
+	var digest []byte
+	if method != http.MethodGet && c.Signer != nil {
+		// The signature covers the body's sha256: hash it first.
+		if body == nil {
+			body = bytes.NewReader(nil)
+		}
+		rs, ok := body.(io.ReadSeeker)
+		if !ok {
+			b, err := io.ReadAll(body)
+			if err != nil {
+				return nil, err
+			}
+			rs = bytes.NewReader(b)
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, rs); err != nil {
+			return nil, err
+		}
+		if _, err := rs.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		body, digest = rs, h.Sum(nil)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, err
 	}
-	if method != http.MethodGet && c.Token != "" {
+	switch {
+	case method == http.MethodGet:
+	case c.Signer != nil:
+		if err := SignRequest(req, c.Signer, digest, time.Now()); err != nil {
+			return nil, err
+		}
+	case c.Token != "":
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.http().Do(req)

@@ -23,6 +23,9 @@ import (
 
 // Limits bound request bodies.
 type Limits struct {
+	// Operators are the keys whose signed requests are accepted as writes
+	// besides the bearer token (see SignRequest); nil accepts none.
+	Operators *attest.KeySet
 	// MaxAdd bounds an add body (default 64 GiB).
 	MaxAdd int64
 	// MaxCAR bounds a CAR import body (default 4 GiB).
@@ -76,7 +79,7 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	if lim.MaxCAR == 0 {
 		lim.MaxCAR = 4 << 30
 	}
-	s := &server{n: n, token: []byte(token), lim: lim}
+	s := &server{n: n, token: []byte(token), lim: lim, sigs: newSigVerifier(lim.Operators)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/add", s.auth(s.add))
 	mux.HandleFunc("GET /api/v1/cat/{cid}", s.cat)
@@ -101,6 +104,7 @@ type server struct {
 	n     *node.Node
 	token []byte
 	lim   Limits
+	sigs  *sigVerifier
 }
 
 // Authorized reports whether r carries the bearer token.
@@ -115,9 +119,15 @@ func Authorized(r *http.Request, token []byte) bool {
 
 func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !Authorized(r, s.token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="agentix-store"`)
-			writeErr(w, http.StatusUnauthorized, errors.New("this write needs the node's bearer token (Authorization: Bearer <dir>/token)"))
+		if strings.HasPrefix(r.Header.Get("Authorization"), SigScheme+" ") {
+			if _, err := s.sigs.check(r); err != nil {
+				w.Header().Set("WWW-Authenticate", SigScheme)
+				writeErr(w, http.StatusUnauthorized, err)
+				return
+			}
+		} else if !Authorized(r, s.token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="agentix-store", `+SigScheme)
+			writeErr(w, http.StatusUnauthorized, errors.New("this write needs the node's bearer token (Authorization: Bearer <dir>/token) or a request signed by an operator key"))
 			return
 		}
 		h(w, r)
@@ -140,6 +150,8 @@ func status(err error) int {
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrBodyDigest):
+		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotPinned), errors.Is(err, tlog.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrInvalidCAR), errors.Is(err, store.ErrMissingRoot), errors.Is(err, store.ErrInvalidCID),

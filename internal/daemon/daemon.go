@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
@@ -48,6 +49,22 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 	})
 	mux.Handle("/ipfs/", gw)
 	mux.Handle("/log/", http.StripPrefix("/log", n.Log.Handler()))
+	// Operators (the trust policy's approver and node keys) may sign
+	// writes instead of presenting the token.
+	if o.API.Operators == nil {
+		pol, err := attest.LoadPolicy(filepath.Join(n.Dir, node.TrustPolicyFile))
+		if err != nil {
+			return nil, fmt.Errorf("trust policy: %w", err)
+		}
+		var ops []*attest.Verifier
+		if ks := pol.NodeKeySet(); ks != nil {
+			ops = append(ops, ks.List()...)
+		}
+		if ks := pol.ApproverKeySet(); ks != nil {
+			ops = append(ops, ks.List()...)
+		}
+		o.API.Operators = attest.NewKeySet(ops...)
+	}
 	mux.Handle("/api/v1/", api.Handler(n, tok, o.API))
 	mux.Handle("GET /api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
 	mux.Handle("GET /api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))

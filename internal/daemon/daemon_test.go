@@ -4,7 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+
 	"fmt"
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/internal/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -87,9 +93,16 @@ func TestMountsAndMetrics(t *testing.T) {
 	}
 }
 
-// 1,000 writes without a valid credential: none accepted, nothing stored.
+// 1,000 writes without a valid credential (no token, wrong tokens, requests
+// signed by an untrusted key, or signed by the node's own key over something
+// else): none accepted, nothing stored.
 func TestThousandUnauthenticatedWrites(t *testing.T) {
 	n, srv, tok := newDaemon(t, Limits{})
+	stranger := genSigner(t)
+	nodeKey, err := attest.LoadSigner(filepath.Join(n.Dir, node.AttestKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	before, _ := n.Store.Stat(ctx)
 	paths := []string{"/api/v1/add", "/api/v1/blocks", "/api/v1/car", "/api/v1/log/append", "/api/v1/attestations",
@@ -108,8 +121,19 @@ func TestThousandUnauthenticatedWrites(t *testing.T) {
 			body := make([]byte, 64+i)
 			rand.Read(body)
 			req, _ := http.NewRequest("POST", srv.URL+paths[i%len(paths)], bytes.NewReader(body))
-			if a := auths[i%len(auths)]; a != "" {
-				req.Header.Set("Authorization", a)
+			sum := sha256.Sum256(body)
+			switch k := i % (len(auths) + 2); {
+			case k < len(auths):
+				if a := auths[k]; a != "" {
+					req.Header.Set("Authorization", a)
+				}
+			case k == len(auths):
+				api.SignRequest(req, stranger, sum[:], time.Now())
+			default:
+				// The node's own key, but signed over another body.
+				other := sha256.Sum256(append(body, 'x'))
+				api.SignRequest(req, nodeKey, other[:], time.Now())
+				req.Header.Set("X-Content-SHA256", hex.EncodeToString(sum[:]))
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -204,4 +228,21 @@ func TestSlowClientTimesOut(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("stalled upload not dropped within 10s")
 	}
+}
+
+func genSigner(t *testing.T) *attest.Signer {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "k")
+	priv, pub, err := attest.GenerateKey("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := attest.WriteKeyFiles(p, p+".pub", priv, pub); err != nil {
+		t.Fatal(err)
+	}
+	s, err := attest.LoadSigner(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

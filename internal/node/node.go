@@ -181,15 +181,15 @@ func Init(dir string, o InitOptions) (*InitResult, error) {
 			return nil, err
 		}
 	}
-	// The trust policy is derived from the public keys: always rewritten.
+	// The trust policy starts as this node's own keys; operators add
+	// approvers and witnesses to it, so an existing one is kept.
 	pol, err := OwnTrustPolicy(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, TrustPolicyFile), pol, 0o644); err != nil {
+	if err := writeNew(dir, TrustPolicyFile, pol, 0o644, res); err != nil {
 		return nil, err
 	}
-	res.Created = append(res.Created, TrustPolicyFile)
 	return res, nil
 }
 
