@@ -168,7 +168,10 @@ func (s *Store) addLocked(ctx context.Context, r io.Reader, ch Chunker, progress
 	r = io.MultiReader(bytes.NewReader(peek), r)
 
 	ps := newPrehashSplitter(ctx, ch.Splitter(r))
-	w := newBatchWriter(ctx, s)
+	// Size-N chunks come from the buffer pool and are worth returning to
+	// it; buzhash allocates every chunk afresh and never takes from the pool,
+	// so returning its chunks would only pile them up there.
+	w := newBatchWriter(ctx, s, ch.String() != "buzhash")
 
 	params := helpers.DagBuilderParams{
 		Maxlinks:   helpers.DefaultLinksPerBlock,
@@ -354,16 +357,18 @@ type batchWriter struct {
 	done    chan struct{} // closed when the writer goroutine exits
 	err     error         // set before failed is closed
 	closed  bool
-	written int // blocks written since the last kv.ReleaseLogPages
+	written int  // blocks written since the last kv.ReleaseLogPages
+	recycle bool // return raw leaves' buffers to the pool after writing
 }
 
-func newBatchWriter(ctx context.Context, s *Store) *batchWriter {
+func newBatchWriter(ctx context.Context, s *Store, recycle bool) *batchWriter {
 	w := &batchWriter{
-		s:      s,
-		ctx:    ctx,
-		queue:  make(chan []blocks.Block, writeQueue),
-		failed: make(chan struct{}),
-		done:   make(chan struct{}),
+		s:       s,
+		recycle: recycle,
+		ctx:     ctx,
+		queue:   make(chan []blocks.Block, writeQueue),
+		failed:  make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	go w.run()
 	return w
@@ -381,10 +386,13 @@ func (w *batchWriter) run() {
 			close(w.failed)
 			continue
 		}
-		// The database has copied the bytes, and the builder has let go
-		// of the leaves (it keeps only their CIDs and sizes): hand the
-		// chunk buffers back to the pool the splitter takes them from.
+		// The database and the pack have the bytes, and the builder has
+		// let go of the leaves (it keeps only their CIDs and sizes): hand
+		// the chunk buffers back to the pool the splitter takes them from.
 		for _, blk := range b {
+			if !w.recycle {
+				break
+			}
 			if rn, ok := blk.(*dag.RawNode); ok {
 				pool.Put(rn.RawData())
 			}
