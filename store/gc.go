@@ -58,9 +58,9 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	// never get new entries, so the snapshot's view of them is final.
 	var (
 		protect  uint32
-		live     = map[uint32]bool{} // packs holding a kept block
-		badRef   bool                // a kept entry's pack is unknown
-		punches  []packRef           // space of the deleted packed blocks
+		live     = map[uint32]int64{} // pack -> end of its last kept block
+		badRef   bool                 // a kept entry's pack is unknown
+		punches  []packRef            // space of the deleted packed blocks
 		packsErr error
 	)
 	if s.bs.packs != nil {
@@ -95,7 +95,7 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 			if _, ok := marked[string(h)]; ok {
 				res.Kept++
 				if packed {
-					live[ref.id] = true
+					live[ref.id] = max(live[ref.id], ref.off+ref.span())
 					badRef = badRef || rerr != nil
 				}
 				continue
@@ -142,7 +142,7 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 			_ = s.bs.packs.punch(r)
 		}
 		if !badRef {
-			_, _ = s.bs.packs.removeUnreferenced(live, protect)
+			_ = s.bs.packs.trim(live, protect)
 		}
 	}
 	// Reclaim value-log space where at least half a file is garbage; this is

@@ -43,8 +43,9 @@ import (
 // ignored, and reclaimed when its pack is removed.
 //
 // Deleting a block deletes its index entry, syncs the database, and then
-// punches a hole over the block's span; GC removes every pack file that no
-// index entry references any more (except the one being appended to).
+// punches a hole over the block's span. GC also removes every pack file that
+// no index entry references any more and truncates each pack after its last
+// referenced block (except the pack being appended to and any newer one).
 
 const (
 	// DefaultPackThreshold is the smallest block stored in a pack file
@@ -494,15 +495,34 @@ func (p *packs) punch(r packRef) error {
 	return punchHole(f, r.off, r.span())
 }
 
-// removeUnreferenced deletes every pack below protect that is not in live.
-func (p *packs) removeUnreferenced(live map[uint32]bool, protect uint32) (int, error) {
+// trim reclaims the space of packs below protect, which are never appended
+// to again: a pack that holds no block (not in live) is removed, and one whose
+// file extends past the end of its last block (live[id]) is truncated there,
+// dropping a tail that a crash or a failed write left unindexed. It returns
+// the first error and goes on with the other packs.
+func (p *packs) trim(live map[uint32]int64, protect uint32) error {
 	ids, err := p.list()
 	if err != nil {
-		return 0, err
+		return err
 	}
-	removed := 0
+	var first error
+	note := func(err error) {
+		if first == nil {
+			first = err
+		}
+	}
 	for _, id := range ids {
-		if id >= protect || live[id] {
+		if id >= protect {
+			continue
+		}
+		path := filepath.Join(p.dir, packName(id))
+		end, ok := live[id]
+		if ok {
+			if fi, err := os.Stat(path); err == nil && fi.Size() > end {
+				if err := os.Truncate(path, end); err != nil {
+					note(fmt.Errorf("trim pack: %w", err))
+				}
+			}
 			continue
 		}
 		p.rmu.Lock()
@@ -511,12 +531,11 @@ func (p *packs) removeUnreferenced(live map[uint32]bool, protect uint32) (int, e
 			delete(p.files, id)
 		}
 		p.rmu.Unlock()
-		if err := os.Remove(filepath.Join(p.dir, packName(id))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return removed, fmt.Errorf("remove pack: %w", err)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			note(fmt.Errorf("remove pack: %w", err))
 		}
-		removed++
 	}
-	return removed, nil
+	return first
 }
 
 // close syncs and closes the active pack and every read handle.

@@ -293,11 +293,10 @@ func TestPackSpaceReclaimed(t *testing.T) {
 	}
 	e.put(leaf) // repair: the pinned file is whole again
 
-	// A pack that is no longer appended to and holds nothing live is
-	// removed. Make pack 1 old by giving the store a newer one.
-	if err := e.s.Unpin(ctx, keep); err != nil {
-		t.Fatal(err)
-	}
+	// A pack that is no longer appended to is truncated after its last
+	// live block (dropping a tail a crash left unindexed) and removed once
+	// it holds nothing live. Make pack 1 old by giving the store a newer
+	// one, after appending a garbage tail to it.
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -305,11 +304,35 @@ func TestPackSpaceReclaimed(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.db = nil
+	fi, err := os.Stat(packs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(packs[0], os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(make([]byte, 3<<20)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 	newer := filepath.Join(e.dir, "packs", "00000002.pack")
 	if err := os.WriteFile(newer, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.open()
+	if _, err := e.s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fi2, err := os.Stat(packs[0]); err != nil || fi2.Size() > fi.Size() {
+		t.Fatalf("pack 1 after GC: %v, size %d; want truncated to at most %d", err, fi2.Size(), fi.Size())
+	}
+	if err := e.s.Walk(ctx, keep, func(blocks.Block) error { return nil }); err != nil {
+		t.Fatalf("pinned file after trimming its pack: %v", err)
+	}
+	if err := e.s.Unpin(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.s.GC(ctx); err != nil {
 		t.Fatal(err)
 	}
