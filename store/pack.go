@@ -107,6 +107,13 @@ func decodePackRef(v []byte) (packRef, error) {
 
 func packName(id uint32) string { return fmt.Sprintf("%08d%s", id, packSuffix) }
 
+// The system calls of the append path, replaceable by tests that simulate a
+// filesystem refusing O_DIRECT.
+var (
+	openDirectFn = openDirect
+	pwritevFn    = pwritev
+)
+
 // packs manages the pack files of one Blockstore: one active pack being
 // appended to (appends are serialised by mu), and read handles for every
 // pack opened so far.
@@ -253,7 +260,7 @@ func (p *packs) openWriterLocked() error {
 	}
 	path := filepath.Join(p.dir, packName(p.active))
 	if !p.noDirect {
-		f, err := openDirect(path)
+		f, err := openDirectFn(path)
 		if err == nil {
 			p.w, p.direct = f, true
 			return nil
@@ -261,6 +268,7 @@ func (p *packs) openWriterLocked() error {
 		if !errors.Is(err, errNoDirect) {
 			return err
 		}
+		p.noDirect = true // this filesystem will not do better next time
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
@@ -417,7 +425,7 @@ func advance(iov [][]byte, n int) [][]byte {
 func (p *packs) writeLocked(iov [][]byte, off int64) error {
 	iov = append([][]byte(nil), iov...)
 	for len(iov) > 0 {
-		n, err := pwritev(p.w, iov, off)
+		n, err := pwritevFn(p.w, iov, off)
 		if err != nil {
 			if p.direct && isEINVAL(err) {
 				p.w.Close()
