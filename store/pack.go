@@ -40,7 +40,11 @@ import (
 // a failed write (disk full) between 1 and 2 leaves unreferenced bytes in the
 // pack, which are garbage and never read. On open the writer appends after
 // the end of the newest pack (rounded up to packAlign), so such a tail is
-// ignored, and reclaimed when its pack is removed.
+// ignored; once the pack is no longer appended to, GC truncates it after its
+// last indexed block (garbage followed by later blocks stays until the pack
+// is removed). Without SyncWrites nothing is ordered on disk: after a power
+// loss an entry may survive whose bytes did not, and reads it as a corrupt
+// block.
 //
 // Deleting a block deletes its index entry, syncs the database, and then
 // punches a hole over the block's span. GC also removes every pack file that
