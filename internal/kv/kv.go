@@ -52,7 +52,7 @@ type Options struct {
 // Open opens (creating if needed) the badger database in dir/badger.
 //
 // The options keep memory bounded whatever the amount of data: small
-// memtables, values of 1 KiB or more in the value log, modest caches. (Large
+// memtables, values of 128 bytes or more in the value log, modest caches. (Large
 // blocks do not go through badger at all: package store keeps them in pack
 // files, see PacksDir.) Value log files are
 // 32 MiB: badger keeps the file being written mapped and resident until it
@@ -80,7 +80,12 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithValueThreshold(1 << 10).
+		// Values of 128 bytes or more (log entries, tiles, records,
+		// mid-size blocks) go to the value log, so compactions move
+		// only keys and pointers: with 1 KiB, 512-byte log entries were
+		// rewritten by every compaction, a fifth of the daemon's CPU under
+		// 256 concurrent appenders.
+		WithValueThreshold(128).
 		WithValueLogFileSize(32 << 20).
 		WithBlockCacheSize(16 << 20).
 		WithIndexCacheSize(8 << 20).
@@ -88,7 +93,10 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		WithNumCompactors(2).
 		WithDetectConflicts(false)
 	if o.InMemory {
+		// No value log in memory: every value must fit under the
+		// threshold (badger's maximum is 1 MiB).
 		bo.Dir, bo.ValueDir = "", ""
+		bo = bo.WithValueThreshold(1 << 20)
 	}
 	db, err := badger.Open(bo)
 	if err != nil {
