@@ -135,6 +135,17 @@ func TestLoadPublishers(t *testing.T) {
 		publishers, dur, len(acks), float64(len(acks))/dur.Seconds(), failed.Load(),
 		lats[len(lats)/2].Round(time.Microsecond), lats[len(lats)*99/100].Round(time.Microsecond), peakRSS.Load()/1024)
 
+	if m, err := http.Get(d.url + "/metrics"); err == nil {
+		b, _ := io.ReadAll(m.Body)
+		m.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, name := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_sys_bytes ", "process_resident_memory_bytes "} {
+				if strings.HasPrefix(line, name) {
+					t.Logf("daemon after the load: %s", line)
+				}
+			}
+		}
+	}
 	// Every acknowledged attestation is in the log at its index, byte for
 	// byte (read back from the daemon's tlog-tiles entry bundles).
 	d.stop(t)

@@ -13,6 +13,7 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/api"
+	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -135,6 +136,25 @@ func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	// Badger keeps every value-log file mapped; drop the finished ones'
+	// pages from this process now and then so a long-running daemon's
+	// resident set stays flat (the data stays in the page cache and on disk).
+	stopRelease := make(chan struct{})
+	defer close(stopRelease)
+	go func() {
+		t := time.NewTicker(2 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopRelease:
+				return
+			case <-t.C:
+				if err := kv.ReleaseLogPages(n.DB); err != nil && o.Logger != nil {
+					o.Logger.Debug("release value-log pages", "err", err)
+				}
+			}
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
