@@ -92,8 +92,13 @@ func (c *Client) ImportCAR(ctx context.Context, car io.Reader) ([]cid.Cid, error
 		return nil, err
 	}
 	defer resp.Body.Close()
+	return parseImportResponse(resp.Body)
+}
+
+// parseImportResponse reads dag/import's streamed JSON answer.
+func parseImportResponse(r io.Reader) ([]cid.Cid, error) {
 	var roots []cid.Cid
-	dec := json.NewDecoder(bufio.NewReader(resp.Body))
+	dec := json.NewDecoder(bufio.NewReader(r))
 	for {
 		var ev struct {
 			Root *struct {
