@@ -13,6 +13,8 @@ import (
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/store"
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 )
 
@@ -161,4 +163,13 @@ func openInput(name string) (io.ReadCloser, int64, error) {
 		return nil, 0, fmt.Errorf("%s is a directory", name)
 	}
 	return f, st.Size(), nil
+}
+
+// cidArg parses a CID argument; a malformed one is a usage error.
+func cidArg(s string) (cid.Cid, error) {
+	c, err := store.ParseCID(s)
+	if err != nil {
+		return cid.Undef, usagef("%v", err)
+	}
+	return c, nil
 }

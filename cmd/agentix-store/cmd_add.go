@@ -72,9 +72,9 @@ func newCatCmd() *cobra.Command {
 		Short: "Write a UnixFS file's bytes to stdout (every block hash-checked)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {

@@ -68,9 +68,9 @@ func newBlockCmd() *cobra.Command {
 		Short: "Write a block's bytes to stdout (hash-checked)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {
@@ -90,9 +90,9 @@ func newBlockCmd() *cobra.Command {
 		Short: "Print a block's CID and size",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {

@@ -25,9 +25,9 @@ func newCarCmd() *cobra.Command {
 			if version != 1 && version != 2 {
 				return usagef("--version must be 1 or 2, got %d", version)
 			}
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {

@@ -69,9 +69,9 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 			if strings.HasPrefix(args[0], "/nix/") {
 				return usagef("pin add: a store path needs --from PEER_URL (use 'closure import' for the local Nix)")
 			}
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {
@@ -98,9 +98,9 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 			if kuboURL == "" {
 				return usagef("pin push: --kubo RPC_URL is required (e.g. http://127.0.0.1:5001)")
 			}
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			kc, err := kubo.New(kuboURL, nil)
 			if err != nil {
@@ -139,9 +139,9 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 		Short: "Remove a pin (the blocks stay until gc)",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := store.ParseCID(args[0])
+			id, err := cidArg(args[0])
 			if err != nil {
-				return usagef("%v", err)
+				return err
 			}
 			b, err := a.backend(cmd.Context())
 			if err != nil {
