@@ -26,8 +26,9 @@
 //     ErrIncomplete).
 //
 // Only after all of that are the records written and the closure pinned: one
-// StorePathInfo per path and one Closure (schema in closure.ipldsch, DAG-CBOR,
-// CIDv1 sha2-256). A failed import pins nothing and indexes nothing.
+// StorePathInfo per path and one Closure (schema in schemas/records.ipldsch,
+// DAG-CBOR, CIDv1 sha2-256). A failed import pins nothing and indexes
+// nothing.
 //
 // Memory is bounded whatever the NAR sizes: one goroutine reads a NAR in
 // 1 MiB pieces that the hasher, the checker and store.Add share without

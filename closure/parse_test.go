@@ -6,7 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	blocks "github.com/ipfs/go-block-format"
+	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/nix-community/go-nix/pkg/nar"
+
+	"github.com/agentix/agentix-store/schemas"
 )
 
 // goodNAR is a NAR written by go-nix's writer: a directory with a file, an
@@ -193,5 +197,37 @@ func TestRecordsRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeRecord[Closure](blk.RawData(), closureType); !errors.Is(err, ErrBadRecord) {
 		t.Fatalf("StorePathInfo decoded as Closure: %v", err)
+	}
+}
+
+// TestRecordsMatchSchemasBindings checks that closure's records are the
+// schemas package's StorePathInfo and Closure: the bytes closure writes
+// decode through schemas' Go bindings and re-encode to the same bytes.
+func TestRecordsMatchSchemasBindings(t *testing.T) {
+	h, _ := ParseNarHash("sha256-m37wDk6SOD7OvKrbHifwF3vEQ3xuqpA8dk7tAZQGALA=")
+	narCid := rawLeafForTest(t)
+	pi := PathInfo{Path: spA, NarHash: h, NarSize: 328, References: []string{spB}, Deriver: "/nix/store/ssxaabn2ixll970w58z7ss14m711rb5f-app.drv", Signatures: []string{"k:AAAA"}}
+	spi, err := encodeRecord(newStorePathInfo(pi, narCid), storePathInfoType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := encodeRecord(&Closure{Root: spA, StoreDir: "/nix/store", Paths: []ClosureEntry{{Path: spA, Info: cidlink.Link{Cid: spi.Cid()}}}}, closureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		blk blocks.Block
+		rec schemas.Record
+	}{
+		{spi, &schemas.StorePathInfo{}},
+		{cl, &schemas.Closure{}},
+	} {
+		if err := schemas.DecodeBlock(tc.blk, tc.rec); err != nil {
+			t.Fatalf("%s: %v", tc.rec.RecordType(), err)
+		}
+		again, err := schemas.EncodeBlock(tc.rec)
+		if err != nil || !again.Cid().Equals(tc.blk.Cid()) {
+			t.Fatalf("%s: re-encoded as %v (%v), closure wrote %s", tc.rec.RecordType(), again, err, tc.blk.Cid())
+		}
 	}
 }

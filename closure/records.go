@@ -3,9 +3,9 @@ package closure
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"fmt"
 
+	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
@@ -17,21 +17,16 @@ import (
 	mh "github.com/multiformats/go-multihash"
 )
 
-//go:embed closure.ipldsch
-var schemaText []byte
-
 var (
-	schemaTS          *schema.TypeSystem
 	storePathInfoType schema.Type
 	closureType       schema.Type
 )
 
 func init() {
-	ts, err := loadSchema(schemaText)
+	ts, err := schemas.TypeSystem()
 	if err != nil {
-		panic(fmt.Sprintf("closure: embedded schema: %v", err))
+		panic(fmt.Sprintf("closure: records schema: %v", err))
 	}
-	schemaTS = ts
 	storePathInfoType = ts.TypeByName("StorePathInfo")
 	closureType = ts.TypeByName("Closure")
 	// Fail at start-up, not at first use, if Go types and schema disagree.
@@ -40,7 +35,7 @@ func init() {
 }
 
 // StorePathInfo is the stored record of one store path (schema type
-// StorePathInfo in closure.ipldsch).
+// StorePathInfo in schemas/records.ipldsch).
 type StorePathInfo struct {
 	StorePath  string
 	NarHash    string // "sha256:<nixbase32>"

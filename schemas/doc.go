@@ -2,8 +2,10 @@
 // signs, embedded in the binary, with the Go bindings that load them.
 //
 // records.ipldsch is the IPLD schema of every stored record (Patch,
-// AuditLogSnapshot, StorePathInfo, Closure). The Go types in this package
-// are bound to it with go-ipld-prime's bindnode, which checks field by field
+// AuditLogSnapshot, StorePathInfo, Closure with its ClosureEntry); package
+// closure binds its own Go types for StorePathInfo and Closure to the same
+// schema types, so there is one schema per record. The Go types in this
+// package are bound to it with go-ipld-prime's bindnode, which checks field by field
 // that each Go type matches its schema type; records are encoded and decoded
 // only through that binding (Encode, Decode), as DAG-CBOR, and addressed by
 // CIDv1 dag-cbor sha2-256 (CIDPrefix). So the Go types and the schema cannot

@@ -52,10 +52,17 @@ type StorePathInfo struct {
 	Nar        cid.Cid
 }
 
+// ClosureEntry is the Go binding of the ClosureEntry schema type.
+type ClosureEntry struct {
+	Path string
+	Info cid.Cid
+}
+
 // Closure is the Go binding of the Closure schema type.
 type Closure struct {
-	Root  string
-	Paths []cid.Cid
+	Root     string
+	StoreDir string
+	Paths    []ClosureEntry
 }
 
 // Record is implemented by the pointer to each record type.
@@ -67,6 +74,7 @@ type Record interface {
 func (*Patch) RecordType() string            { return "Patch" }
 func (*AuditLogSnapshot) RecordType() string { return "AuditLogSnapshot" }
 func (*StorePathInfo) RecordType() string    { return "StorePathInfo" }
+func (*ClosureEntry) RecordType() string     { return "ClosureEntry" }
 func (*Closure) RecordType() string          { return "Closure" }
 
 // ErrRecord is returned when bytes do not decode as the requested record.

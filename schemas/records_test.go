@@ -30,7 +30,9 @@ func sampleRecords(t testing.TB) []Record {
 		&AuditLogSnapshot{Workspace: "/w", Bytes: rawCID(t, "log2"), Size: 200, Lines: 9, Root: sum[:], Previous: &prev},
 		&StorePathInfo{StorePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", NarHash: "sha256:1b8m03r63zqhnjf7l5wnldhh7c134ap5vpj0850ymkq1iyzicy5s", NarSize: 1024,
 			References: []string{}, Deriver: &deriver, Signatures: []string{"cache:abc="}, Nar: rawCID(t, "nar")},
-		&Closure{Root: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", Paths: []cid.Cid{rawCID(t, "spi")}},
+		&ClosureEntry{Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", Info: rawCID(t, "spi")},
+		&Closure{Root: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", StoreDir: "/nix/store",
+			Paths: []ClosureEntry{{Path: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello", Info: rawCID(t, "spi")}}},
 	}
 }
 
@@ -111,7 +113,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(b, uint8(0))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
-		rs := []Record{&Patch{}, &AuditLogSnapshot{}, &StorePathInfo{}, &Closure{}}
+		rs := []Record{&Patch{}, &AuditLogSnapshot{}, &StorePathInfo{}, &ClosureEntry{}, &Closure{}}
 		r := rs[int(which)%len(rs)]
 		if err := Decode(data, r); err != nil {
 			return

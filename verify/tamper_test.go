@@ -3,14 +3,12 @@ package verify
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
-	"github.com/ipld/go-ipld-prime"
 	"github.com/ipld/go-ipld-prime/codec/dagcbor"
 	cidlink "github.com/ipld/go-ipld-prime/linking/cid"
 	"github.com/ipld/go-ipld-prime/node/bindnode"
@@ -22,6 +20,7 @@ import (
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 )
 
@@ -31,15 +30,11 @@ func sampleBytes(t testing.TB, f func([]string) []string) []byte {
 	return []byte(joinLines(f(sampleLines(t))))
 }
 
-// closureTypes loads the closure package's IPLD schema, to write records
-// a misbehaving node could store.
+// closureTypes loads the records schema, to write closure records a
+// misbehaving node could store.
 func closureTypes(t testing.TB) *schema.TypeSystem {
 	t.Helper()
-	b, err := os.ReadFile("../closure/closure.ipldsch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := ipld.LoadSchemaBytes(b)
+	ts, err := schemas.TypeSystem()
 	if err != nil {
 		t.Fatal(err)
 	}
