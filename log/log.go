@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -284,8 +283,6 @@ func (l *Log) Entries(ctx context.Context, from, to uint64) ([][]byte, error) {
 
 // LeafHash returns the RFC 6962 leaf hash of entry.
 func LeafHash(entry []byte) []byte { return rfc6962.DefaultHasher.HashLeaf(entry) }
-
-func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 // EmptyRoot returns the RFC 6962 root hash of the empty tree.
 func EmptyRoot() []byte { return rfc6962.DefaultHasher.EmptyRoot() }
