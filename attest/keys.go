@@ -249,9 +249,6 @@ func NewVerifier(pub crypto.PublicKey) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cryptoutils.ValidatePubKey(pub); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("load %s verifier: %w", alg, err)

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -284,6 +283,6 @@ func TestNewStatementRejects(t *testing.T) {
 	_, b1, _ := NewStatement(PredicateApproval, []ResourceDescriptor{rd}, ApprovalPredicate{Patch: ref})
 	_, b2, _ := NewStatement(PredicateApproval, []ResourceDescriptor{rd}, ApprovalPredicate{Patch: ref})
 	if string(b1) != string(b2) {
-		t.Fatal(fmt.Sprintf("statement encoding not deterministic:\n%s\n%s", b1, b2))
+		t.Fatalf("statement encoding not deterministic:\n%s\n%s", b1, b2)
 	}
 }
