@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -54,7 +55,7 @@ var pool = []any{
 	"2026-11-25T16:58:34Z", "2026-02-30T00:00:00Z", "2026-11-25T24:00:00Z", "2026-11-25t16:58:34z", "2026-11-25T16:58:34.5Z",
 	"2026-11-25T16:58:34+01:00", "2026-11-25 16:58:34Z", "2016-12-31T23:59:60Z",
 	"controller_run", "worktree_run", "apply", "1", "é",
-	0.0, 1.0, -1.0, 1.5, 1e300, -0.0, float64(1 << 53), float64(1<<53) + 2,
+	0.0, 1.0, -1.0, 1.5, 1e300, math.Copysign(0, -1), float64(1 << 53), float64(1<<53) + 2,
 	json.Number("0"), json.Number("7"), json.Number("01"), json.Number("-0"), json.Number("1.0"), json.Number("1e2"), json.Number("-3"),
 	true, false, nil, map[string]any{}, []any{}, []any{vCID}, []any{"x"}, []any{map[string]any{"line": 1.0, "rule": "1"}},
 }
