@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -14,81 +12,26 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
+	"github.com/agentix/agentix-store/internal/agentixtest"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 )
 
 const (
-	sampleDir = "../testdata/agentix/workspace-basic"
-	cacheDir  = "../closure/testdata/cache"
-	libPath   = "/nix/store/zi8h56j0sij13q042nl4wqfffpw8xhzd-lib"
-	wsName    = "operator/nixos-config"
-	origRoot  = "/home/operator/nixos-config/"
-	fooPatch  = ".agentix/proposals/20261125-165835-worktree-create-module-foo-with-template-packages.patch"
+	cacheDir = "../closure/testdata/cache"
+	libPath  = "/nix/store/zi8h56j0sij13q042nl4wqfffpw8xhzd-lib"
+	wsName   = "operator/nixos-config"
+	fooPatch = ".agentix/proposals/20261125-165835-worktree-create-module-foo-with-template-packages.patch"
 )
 
-// sampleLines returns the lines of the sample audit log, each with its
-// newline.
-func sampleLines(t testing.TB) []string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(sampleDir, "audit.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := strings.SplitAfter(string(b), "\n")
-	return ls[:len(ls)-1]
-}
-
-// workspace lays the sample Agentix workspace out in a temp dir with the
-// given audit lines (nil: the sample's).
-func workspace(t testing.TB, lines []string) string {
-	t.Helper()
-	ws := t.TempDir()
-	pd := filepath.Join(ws, ".agentix", "proposals")
-	if err := os.MkdirAll(pd, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ents, err := os.ReadDir(filepath.Join(sampleDir, "proposals"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(sampleDir, "proposals", e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(pd, e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if lines == nil {
-		lines = sampleLines(t)
-	}
-	writeAuditLog(t, ws, lines)
-	return ws
-}
-
-func writeAuditLog(t testing.TB, ws string, lines []string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(ws, ".agentix", "audit.jsonl"), []byte(joinLines(lines)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func joinLines(lines []string) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(strings.TrimSuffix(l, "\n"))
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
-// applyLine is an Agentix apply line for the workspace-relative patch rel.
-func applyLine(rel string) string {
-	return `{"action": "apply", "approval_required": true, "patch": "` + origRoot + rel + `", "result": "applied", "timestamp": "2026-11-25T17:00:00.000000+00:00"}`
-}
+// The sample workspace, shared with audit's tests.
+var (
+	sampleLines = agentixtest.SampleLines
+	workspace   = agentixtest.Workspace
+	joinLines   = agentixtest.JoinLines
+	applyLine   = agentixtest.ApplyLine
+)
 
 // ingest ingests ws into the node as the real ingester does, with the
 // boundary policy of the node's trust policy, attesting through the node's
