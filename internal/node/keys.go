@@ -32,6 +32,12 @@ func ReadPublicKeys(dir string) (*PublicKeys, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readPublicKeys(dir, cfg)
+}
+
+// readPublicKeys reads the public keys of the node in dir whose config is
+// cfg.
+func readPublicKeys(dir string, cfg *Config) (*PublicKeys, error) {
 	pk := &PublicKeys{Name: cfg.Name, LogOrigin: cfg.Origin}
 	pem, err := os.ReadFile(filepath.Join(dir, AttestPubFile))
 	if err != nil {
@@ -57,9 +63,10 @@ func ReadPublicKeys(dir string) (*PublicKeys, error) {
 
 // OwnTrustPolicy returns the trust policy naming only this node: its log, its
 // attestation key and its Nix key, with no approvers and no witnesses
-// required. Auditors start from it and add approvers and witnesses.
+// required. Auditors start from it and add approvers and witnesses. cfg is
+// the node's config (its name and log origin).
 func OwnTrustPolicy(dir string, cfg *Config) ([]byte, error) {
-	pk, err := ReadPublicKeys(dir)
+	pk, err := readPublicKeys(dir, cfg)
 	if err != nil {
 		return nil, err
 	}
