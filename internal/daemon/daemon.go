@@ -67,8 +67,9 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 		o.API.Operators = attest.NewKeySet(ops...)
 	}
 	mux.Handle("/api/v1/", api.Handler(n, tok, o.API))
-	mux.Handle("GET /api/v1/attestations", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
-	mux.Handle("GET /api/v1/attestations/", attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore()))
+	ah := attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore())
+	mux.Handle("GET /api/v1/attestations", ah)
+	mux.Handle("GET /api/v1/attestations/", ah)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	nixKey, err := node.ReadKey(n.Dir, node.NixKeyFile)
 	if err != nil {
