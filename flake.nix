@@ -17,7 +17,7 @@
           # NAR hash of `go mod vendor` (computed with `nix hash path`); recompute
           # after go.mod changes, or with
           # `nix build .#agentix-store 2>&1 | grep got:`.
-          vendorHash = "sha256-qe8llkMa/QeIMPdhDTV7iLlrPjLTRiuHYIvvG7ZE3gg=";
+          vendorHash = "sha256-16AkGyDY0ZRKj1LoYETmeTORQA2FoapJF9EXpkd1Mrc=";
           subPackages = [ "cmd/agentix-store" "cmd/agentix-verify" ];
           # The test suite needs real Nix, Kubo and loopback daemons; CI
           # (.ci/run) runs it.
