@@ -81,7 +81,7 @@ func bigLog(b *testing.B) *Log {
 	b.Helper()
 	dir := os.Getenv("AGENTIX_LOG_BENCH_DIR")
 	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "agentix-log-bench-1m")
+		dir = filepath.Join(os.TempDir(), "agentix-log-bench-1m-runs")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		b.Fatal(err)

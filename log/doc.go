@@ -56,8 +56,9 @@
 //
 // # Storage
 //
-// Under kv.PrefixLog: entries (l/e/<index>), a leaf-hash index
-// (l/h/<hash><index>), hash tiles (l/t/<level><index>, each holding the
+// Under kv.PrefixLog: entries in runs (l/b/<first index>, one key per
+// committed batch and entry bundle, the value in the tlog-tiles entry-bundle
+// encoding), a leaf-hash index (l/h/<hash><index>), hash tiles (l/t/<level><index>, each holding the
 // hashes of complete subtrees only), the tree state (size and compact
 // range) and the latest checkpoint note. Under kv.PrefixWitness: per peer
 // origin, the size and root last cosigned.

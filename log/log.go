@@ -245,15 +245,13 @@ func (l *Log) Entry(ctx context.Context, i uint64) ([]byte, error) {
 	}
 	var out []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(entryKey(i))
-		if err != nil {
-			return err
-		}
-		out, err = it.ValueCopy(nil)
-		return err
+		return scanEntries(txn, i, i+1, func(_ uint64, v []byte) error {
+			out = bytes.Clone(v)
+			return nil
+		})
 	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: entry %d missing below size %d", ErrCorrupt, i, l.Size())
+	if err == nil && out == nil {
+		err = fmt.Errorf("%w: entry %d missing below size %d", ErrCorrupt, i, l.Size())
 	}
 	return out, err
 }

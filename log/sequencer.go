@@ -144,12 +144,12 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 
 	txn := l.db.NewTransaction(true)
 	defer txn.Discard()
+	if err := writeRuns(txn, start, batch); err != nil {
+		return 0, err
+	}
 	for i, r := range batch {
 		idx := start + uint64(i)
 		lh := l.hasher.HashLeaf(r.entry)
-		if err := txn.Set(entryKey(idx), r.entry); err != nil {
-			return 0, fmt.Errorf("write entry %d: %w", idx, err)
-		}
 		if err := txn.Set(leafKey(lh, idx), nil); err != nil {
 			return 0, fmt.Errorf("write leaf index %d: %w", idx, err)
 		}

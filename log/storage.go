@@ -13,16 +13,28 @@ import (
 
 // Storage layout, all under kv.PrefixLog ("l/"):
 //
-//	l/e/<index:8>            entry bytes
+//	l/b/<first index:8>        a run of consecutive entries (see below)
 //	l/h/<leafhash:32><index:8> empty; finds entries by leaf hash
-//	l/t/<level:1><index:8>   hash tile: concatenated 32-byte hashes, 1..256 of them
-//	l/s                      tree state: size:8 || compact range hashes (32 each)
-//	l/c                      latest checkpoint note, with gathered cosignatures
+//	l/t/<level:1><index:8>     hash tile: concatenated 32-byte hashes, 1..256 of them
+//	l/s                        tree state: size:8 || compact range hashes (32 each)
+//	l/c                        latest checkpoint note, with gathered cosignatures
 //
-// One badger transaction writes a batch's entries, the tiles it changed, the
-// new state and the checkpoint over it, so on disk they always agree.
+// Entries are stored in runs, one badger key per run rather than one per
+// entry. A run holds the entries of one committed batch that fall in one
+// entry bundle (tlog-tiles: 256 entries, bundle N holding indices
+// [256N, 256N+256)), so a batch spanning bundle boundaries is split there.
+// The key carries the index of the run's first entry; the value is the
+// run's entries in the tlog-tiles entry-bundle encoding (each entry as a
+// big-endian uint16 length followed by its bytes). Runs of one bundle are
+// therefore contiguous key ranges whose values concatenate to the bundle,
+// every bundle starts a run, and entry i lives in the run with the greatest
+// key not above i.
+//
+// One badger transaction writes a batch's runs, its leaf-hash index keys,
+// the tiles it changed, the new state and the checkpoint over it, so on disk
+// they always agree.
 var (
-	pfxEntry = append(bytes.Clone(kv.PrefixLog), "e/"...)
+	pfxRun   = append(bytes.Clone(kv.PrefixLog), "b/"...)
 	pfxLeaf  = append(bytes.Clone(kv.PrefixLog), "h/"...)
 	pfxTile  = append(bytes.Clone(kv.PrefixLog), "t/"...)
 	keyState = append(bytes.Clone(kv.PrefixLog), 's')
@@ -35,8 +47,8 @@ const (
 	hashSize   = 32
 )
 
-func entryKey(i uint64) []byte {
-	return binary.BigEndian.AppendUint64(bytes.Clone(pfxEntry), i)
+func runKey(first uint64) []byte {
+	return binary.BigEndian.AppendUint64(bytes.Clone(pfxRun), first)
 }
 
 func leafKey(h []byte, i uint64) []byte {
@@ -61,23 +73,106 @@ func readTile(txn *badger.Txn, level, index uint64) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
-// scanEntries calls fn for each stored entry with index in [from, to).
+// writeRuns stores entries, the first of which gets index start, as runs:
+// one key per run, runs split at entry-bundle boundaries.
+func writeRuns(txn *badger.Txn, start uint64, entries []*appendReq) error {
+	for len(entries) > 0 {
+		n := min(uint64(len(entries)), tileWidth-start%tileWidth)
+		size := 0
+		for _, r := range entries[:n] {
+			size += 2 + len(r.entry)
+		}
+		v := make([]byte, 0, size)
+		for _, r := range entries[:n] {
+			v = binary.BigEndian.AppendUint16(v, uint16(len(r.entry)))
+			v = append(v, r.entry...)
+		}
+		if err := txn.Set(runKey(start), v); err != nil {
+			return fmt.Errorf("write entries [%d, %d): %w", start, start+n, err)
+		}
+		start += n
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// runStart returns the first index of the run holding entry i: the greatest
+// run key not above i. Bundle starts always begin a run.
+func runStart(txn *badger.Txn, i uint64) (uint64, error) {
+	if i%tileWidth == 0 {
+		return i, nil
+	}
+	io := badger.DefaultIteratorOptions
+	io.PrefetchValues = false
+	io.Reverse = true
+	io.Prefix = pfxRun
+	it := txn.NewIterator(io)
+	defer it.Close()
+	it.Seek(runKey(i))
+	if !it.Valid() {
+		return 0, fmt.Errorf("%w: no entry run at or below index %d", ErrCorrupt, i)
+	}
+	k := it.Item().Key()
+	s := binary.BigEndian.Uint64(k[len(pfxRun):])
+	if s/tileWidth != i/tileWidth {
+		return 0, fmt.Errorf("%w: entry %d: nearest run starts at %d, in another bundle", ErrCorrupt, i, s)
+	}
+	return s, nil
+}
+
+// decodeRun calls fn for each entry of run v, whose first index is first,
+// with index in [from, to). It returns the index after the run's last entry.
+func decodeRun(v []byte, first, from, to uint64, fn func(i uint64, e []byte) error) (uint64, error) {
+	i := first
+	for p := 0; p < len(v); i++ {
+		if len(v)-p < 2 {
+			return 0, fmt.Errorf("%w: entry run %d truncated at entry %d", ErrCorrupt, first, i)
+		}
+		n := int(binary.BigEndian.Uint16(v[p:]))
+		p += 2
+		if len(v)-p < n {
+			return 0, fmt.Errorf("%w: entry run %d truncated at entry %d", ErrCorrupt, first, i)
+		}
+		if i >= from && i < to {
+			if err := fn(i, v[p:p+n:p+n]); err != nil {
+				return 0, err
+			}
+		}
+		p += n
+	}
+	return i, nil
+}
+
+// scanEntries calls fn for each stored entry with index in [from, to), in
+// order. The slice passed to fn is valid only during the call. Stored runs
+// must be contiguous over the range; a gap is ErrCorrupt.
 func scanEntries(txn *badger.Txn, from, to uint64, fn func(i uint64, v []byte) error) error {
 	if from >= to {
 		return nil
 	}
+	first, err := runStart(txn, from)
+	if err != nil {
+		return err
+	}
 	io := badger.DefaultIteratorOptions
-	io.Prefix = pfxEntry
-	io.PrefetchSize = min(int(to-from), 256)
+	io.Prefix = pfxRun
+	io.PrefetchSize = 4
+	if to-from <= tileWidth {
+		io.PrefetchValues = false
+	}
 	it := txn.NewIterator(io)
 	defer it.Close()
-	for it.Seek(entryKey(from)); it.Valid(); it.Next() {
+	next := first
+	for it.Seek(runKey(first)); it.Valid() && next < to; it.Next() {
 		k := it.Item().Key()
-		i := binary.BigEndian.Uint64(k[len(pfxEntry):])
-		if i >= to {
-			break
+		s := binary.BigEndian.Uint64(k[len(pfxRun):])
+		if s != next {
+			return fmt.Errorf("%w: entry run at %d, expected one at %d", ErrCorrupt, s, next)
 		}
-		if err := it.Item().Value(func(v []byte) error { return fn(i, v) }); err != nil {
+		if err := it.Item().Value(func(v []byte) error {
+			next, err = decodeRun(v, s, from, to, fn)
+			return err
+		}); err != nil {
 			return err
 		}
 	}
