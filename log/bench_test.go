@@ -120,7 +120,7 @@ func bigLog(b *testing.B) *Log {
 			for i := range batch {
 				e := make([]byte, 64)
 				binary.BigEndian.PutUint64(e, l.Size()+uint64(i))
-				batch[i] = &appendReq{entry: e, done: make(chan appendRes, 1)}
+				batch[i] = newAppendReq(e)
 			}
 			// The sequencer goroutine is idle (no Append calls), so commit
 			// may run here.

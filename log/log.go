@@ -3,6 +3,7 @@ package log
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -188,7 +189,24 @@ func (l *Log) Close() error {
 
 type appendReq struct {
 	entry []byte
+	leaf  []byte // RFC 6962 leaf hash of entry
 	done  chan appendRes
+}
+
+// newAppendReq copies entry and computes its RFC 6962 leaf hash,
+// SHA-256(0x00 || entry), in the caller's goroutine, so that the sequencer's
+// serial work per entry stays small. Entry and hash share one allocation.
+func newAppendReq(entry []byte) *appendReq {
+	buf := make([]byte, 1+len(entry)+hashSize)
+	copy(buf[1:], entry)
+	n := 1 + len(entry)
+	h := sha256.Sum256(buf[:n])
+	copy(buf[n:], h[:])
+	return &appendReq{
+		entry: buf[1:n:n],
+		leaf:  buf[n : n+hashSize : n+hashSize],
+		done:  make(chan appendRes, 1),
+	}
 }
 
 type appendRes struct {
@@ -210,7 +228,7 @@ func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
 	if e := l.broken.Load(); e != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBroken, *e)
 	}
-	r := &appendReq{entry: bytes.Clone(entry), done: make(chan appendRes, 1)}
+	r := newAppendReq(entry)
 	select {
 	case l.reqs <- r:
 	case <-l.quit:

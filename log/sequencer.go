@@ -147,13 +147,16 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	if err := writeRuns(txn, start, batch); err != nil {
 		return 0, err
 	}
+	// The leaf-hash index keys of the batch share one allocation.
+	keys := make([]byte, len(batch)*leafKeyLen)
 	for i, r := range batch {
 		idx := start + uint64(i)
-		lh := l.hasher.HashLeaf(r.entry)
-		if err := txn.Set(leafKey(lh, idx), nil); err != nil {
+		k := keys[i*leafKeyLen : (i+1)*leafKeyLen : (i+1)*leafKeyLen]
+		putLeafKey(k, r.leaf, idx)
+		if err := txn.Set(k, nil); err != nil {
 			return 0, fmt.Errorf("write leaf index %d: %w", idx, err)
 		}
-		if err := rng.Append(lh, visit); err != nil {
+		if err := rng.Append(r.leaf, visit); err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}
 	}

@@ -51,9 +51,15 @@ func runKey(first uint64) []byte {
 	return binary.BigEndian.AppendUint64(bytes.Clone(pfxRun), first)
 }
 
-func leafKey(h []byte, i uint64) []byte {
-	k := append(bytes.Clone(pfxLeaf), h...)
-	return binary.BigEndian.AppendUint64(k, i)
+// leafKeyLen is the length of a leaf-hash index key.
+var leafKeyLen = len(pfxLeaf) + hashSize + 8
+
+// putLeafKey writes the leaf-hash index key of entry i with leaf hash h
+// into k, which must be leafKeyLen bytes long.
+func putLeafKey(k, h []byte, i uint64) {
+	n := copy(k, pfxLeaf)
+	n += copy(k[n:], h)
+	binary.BigEndian.PutUint64(k[n:], i)
 }
 
 func tileKey(level, index uint64) []byte {
