@@ -173,3 +173,33 @@ func cidArg(s string) (cid.Cid, error) {
 	}
 	return c, nil
 }
+
+// onBackend makes a command body that runs with the node's backend (opened
+// in-process, or reached through its daemon) after the arguments are
+// checked, and closes it afterwards.
+func onBackend(fn func(cmd *cobra.Command, args []string, b api.Backend) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		b, err := a.backend(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		return fn(cmd, args, b)
+	}
+}
+
+// cidArgs checks that there are n arguments and that each is a CID, before
+// anything is opened.
+func cidArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := exactArgs(n)(cmd, args); err != nil {
+			return err
+		}
+		for _, s := range args {
+			if _, err := cidArg(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/agentix/agentix-store/internal/api"
 	"io"
 	"os"
 	"path/filepath"
@@ -26,12 +27,7 @@ func newAddCmd() *cobra.Command {
 		Use:   "add [--chunker size-N|buzhash] FILE|-...",
 		Short: "Store files as UnixFS (CIDv1, raw leaves, Kubo-identical CIDs); print one CID per file",
 		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			var results []addResult
 			for _, name := range args {
 				r, size, err := openInput(name)
@@ -58,7 +54,7 @@ func newAddCmd() *cobra.Command {
 				return a.emit(cmd.OutOrStdout(), results, nil)
 			}
 			return nil
-		},
+		}),
 	}
 	c.Flags().StringVar(&chunker, "chunker", "", "chunker: size-N or buzhash (default from config: size-262144)")
 	c.Flags().BoolVar(&pin, "pin", true, "pin each file recursively so GC keeps it")
@@ -70,17 +66,12 @@ func newCatCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cat CID",
 		Short: "Write a UnixFS file's bytes to stdout (every block hash-checked)",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := cidArg(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			rc, err := b.CatRange(cmd.Context(), id, offset, length)
 			if err != nil {
 				return err
@@ -88,7 +79,7 @@ func newCatCmd() *cobra.Command {
 			defer rc.Close()
 			_, err = io.Copy(cmd.OutOrStdout(), rc)
 			return err
-		},
+		}),
 	}
 	c.Flags().Int64Var(&offset, "offset", 0, "first byte to write")
 	c.Flags().Int64Var(&length, "length", -1, "number of bytes to write (-1: to the end)")

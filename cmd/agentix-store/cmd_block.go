@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/agentix/agentix-store/internal/api"
 	"io"
 
 	"github.com/agentix/agentix-store/store"
@@ -26,7 +27,7 @@ func newBlockCmd() *cobra.Command {
 		Use:   "put [--codec raw|dag-cbor|dag-pb|dag-json] FILE|-",
 		Short: "Store one block (CIDv1, sha2-256) and print its CID",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			var code mc.Code
 			if err := code.Set(codec); err != nil {
 				return usagef("--codec %q: unknown codec", codec)
@@ -51,54 +52,39 @@ func newBlockCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			if err := b.PutBlock(cmd.Context(), blk); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), blockStat{CID: id.String(), Size: len(data)}, func(w io.Writer) { fmt.Fprintln(w, id) })
-		},
+		}),
 	}
 	put.Flags().StringVar(&codec, "codec", "raw", "multicodec of the block")
 	get := &cobra.Command{
 		Use:   "get CID",
 		Short: "Write a block's bytes to stdout (hash-checked)",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := cidArg(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			data, err := b.GetBlock(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
 			_, err = cmd.OutOrStdout().Write(data)
 			return err
-		},
+		}),
 	}
 	stat := &cobra.Command{
 		Use:   "stat CID",
 		Short: "Print a block's CID and size",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := cidArg(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			size, err := b.BlockSize(cmd.Context(), id)
 			if err != nil {
 				return err
@@ -106,7 +92,7 @@ func newBlockCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), blockStat{CID: id.String(), Size: size}, func(w io.Writer) {
 				fmt.Fprintf(w, "%s  %d bytes\n", id, size)
 			})
-		},
+		}),
 	}
 	c.AddCommand(put, get, stat)
 	return c

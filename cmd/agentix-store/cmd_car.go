@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/api"
 	"io"
 	"os"
 
@@ -21,7 +22,7 @@ func newCarCmd() *cobra.Command {
 		Use:   "export [--version 1|2] [-o FILE] CID",
 		Short: "Write the DAG under CID as a CAR (stdout unless -o)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			if version != 1 && version != 2 {
 				return usagef("--version must be 1 or 2, got %d", version)
 			}
@@ -29,11 +30,6 @@ func newCarCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			var w io.Writer = cmd.OutOrStdout()
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
@@ -51,7 +47,7 @@ func newCarCmd() *cobra.Command {
 				return err
 			}
 			return bw.Flush()
-		},
+		}),
 	}
 	export.Flags().IntVar(&version, "version", 1, "CAR version: 1 or 2")
 	export.Flags().StringVarP(&out, "output", "o", "", "write to FILE instead of stdout")
@@ -62,17 +58,12 @@ func newCarCmd() *cobra.Command {
 		Use:   "import FILE|-",
 		Short: "Import a CARv1/v2: every block verified before anything is stored (all or nothing)",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			r, size, err := openInput(args[0])
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			bar := progress.New(size, "import", a.json)
 			res, err := b.ImportCAR(cmd.Context(), bar.Reader(r), store.ImportOptions{Pin: pin})
 			bar.Done()
@@ -86,7 +77,7 @@ func newCarCmd() *cobra.Command {
 				}
 				fmt.Fprintf(w, "imported %d blocks, %d bytes\n", out.Blocks, out.Bytes)
 			})
-		},
+		}),
 	}
 	imp.Flags().BoolVar(&pin, "pin", true, "pin the CAR's roots recursively")
 	c.AddCommand(export, imp)

@@ -56,12 +56,7 @@ func newClosureImportCmd() *cobra.Command {
 			}
 			return exactArgs(1)(cmd, args)
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			ctx := cmd.Context()
 			if car != "" {
 				r, _, err := openInput(car)
@@ -105,7 +100,7 @@ func newClosureImportCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "%s  %s (%d paths, %d NAR bytes, %d reused)\n", res.Closure, res.Root, res.Paths, res.NarBytes, res.Reused)
 			})
-		},
+		}),
 	}
 	c.Flags().StringVar(&from, "from", "", "binary cache to import from (file:///DIR or http(s)://URL) instead of the local Nix")
 	c.Flags().StringVar(&car, "car", "", "import a closure CAR written by `closure export` (FILE or - for stdin)")
@@ -118,17 +113,12 @@ func newClosureExportCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "export [-o FILE] CLOSURE_CID",
 		Short: "Write a whole closure (records and NARs) as one CAR (stdout unless -o)",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
 			var w io.Writer = cmd.OutOrStdout()
 			if out != "" && out != "-" {
 				f, err := os.Create(out)
@@ -143,7 +133,7 @@ func newClosureExportCmd() *cobra.Command {
 				return err
 			}
 			return bw.Flush()
-		},
+		}),
 	}
 	c.Flags().StringVarP(&out, "output", "o", "", "output file")
 	return c
@@ -153,17 +143,12 @@ func newClosureVerifyCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "verify CLOSURE_CID",
 		Short: "Re-check every NAR hash and size, NAR structure and completeness of a stored closure",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
 			res, err := closure.Verify(cmd.Context(), n.Store, id)
 			if err != nil {
 				return err
@@ -171,7 +156,7 @@ func newClosureVerifyCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "ok  %s  %s (%d paths, %d NAR bytes)\n", res.Closure, res.Root, res.Paths, res.NarBytes)
 			})
-		},
+		}),
 	}
 }
 
@@ -189,12 +174,7 @@ func newClosureLsCmd() *cobra.Command {
 		Use:   "ls [CLOSURE_CID]",
 		Short: "List imported closures, or the store paths of one closure",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			if len(args) == 0 {
 				list, err := closure.List(n.DB)
 				if err != nil {
@@ -229,7 +209,7 @@ func newClosureLsCmd() *cobra.Command {
 					fmt.Fprintf(w, "%s  %s  %d\n", e.Path, e.NarHash, e.NarSize)
 				}
 			})
-		},
+		}),
 	}
 }
 
@@ -238,7 +218,7 @@ func newClosureDiffCmd() *cobra.Command {
 		Use:   "diff CLOSURE_A CLOSURE_B",
 		Short: "Store paths added, removed and changed from closure A to closure B",
 		Args:  exactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			ca, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
@@ -247,11 +227,6 @@ func newClosureDiffCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
 			d, err := closure.Diff(cmd.Context(), n.Store, ca, cb)
 			if err != nil {
 				return err
@@ -271,7 +246,7 @@ func newClosureDiffCmd() *cobra.Command {
 					}
 				}
 			})
-		},
+		}),
 	}
 }
 
@@ -282,17 +257,12 @@ func newClosureAttestCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "attest [--commit SHA] [--apply ID]... [--generation N] CLOSURE_CID",
 		Short: "Verify a stored closure, then sign a running-config/v1 attestation for it, store and log it; print its id and log index",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
 			}
-			n, err := openForClosure()
-			if err != nil {
-				return err
-			}
-			defer n.Close()
 			if keyPath == "" {
 				keyPath = filepath.Join(n.Dir, node.AttestKeyFile)
 			}
@@ -317,11 +287,24 @@ func newClosureAttestCmd() *cobra.Command {
 			}
 			res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
-		},
+		}),
 	}
 	c.Flags().StringVar(&commit, "commit", "", "configuration commit (git SHA-1 or SHA-256 hex) the system was built from")
 	c.Flags().StringArrayVar(&applies, "apply", nil, "id of an apply/v1 attestation included in the configuration (repeatable, oldest first)")
 	c.Flags().Int64Var(&generation, "generation", 0, "NixOS system generation number")
 	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: <dir>/"+node.AttestKeyFile+")")
 	return c
+}
+
+// onClosureNode makes a command body that runs with the node opened for a
+// closure command (see openForClosure) and closes it afterwards.
+func onClosureNode(fn func(cmd *cobra.Command, args []string, n *node.Node) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		n, err := openForClosure()
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		return fn(cmd, args, n)
+	}
 }

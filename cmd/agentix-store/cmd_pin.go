@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/agentix/agentix-store/internal/api"
 	"io"
 	"strings"
 	"time"
@@ -43,16 +44,11 @@ missing. A STORE_PATH (with --from) names a Nix closure the peer holds: it is
 pulled, every NAR hash and the closure's completeness are checked, and the
 closure is indexed so this node's /nix/ binary cache serves it.`,
 		Args: exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			if from != "" {
 				if direct {
 					return usagef("pin add: --direct and --from don't go together")
 				}
-				b, err := a.backend(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer b.Close()
 				bar := progress.New(-1, "pull", a.json)
 				res, err := b.PinFrom(cmd.Context(), from, args[0], name, func(_ int, n int64) { bar.Set(n) })
 				bar.Done()
@@ -73,18 +69,13 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			if err := b.Pin(cmd.Context(), id, store.PinOptions{Name: name, Direct: direct}); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), pinJSON{CID: id.String(), Name: name, Type: pinType(direct), Created: time.Now().UTC()}, func(w io.Writer) {
 				fmt.Fprintf(w, "pinned %s (%s)\n", id, pinType(direct))
 			})
-		},
+		}),
 	}
 	add.Flags().StringVar(&name, "name", "", "a name for the pin")
 	add.Flags().BoolVar(&direct, "direct", false, "pin only this block, not its DAG")
@@ -94,7 +85,7 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 		Use:   "push --kubo RPC_URL CID",
 		Short: "Import a DAG into a Kubo node (RPC /api/v0/dag/import) and pin it there",
 		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			if kuboURL == "" {
 				return usagef("pin push: --kubo RPC_URL is required (e.g. http://127.0.0.1:5001)")
 			}
@@ -106,11 +97,6 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 			if err != nil {
 				return usagef("%v", err)
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			bar := progress.New(-1, "push", a.json)
 			pr, pw := io.Pipe()
 			go func() {
@@ -131,41 +117,31 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 			}
 			res := map[string]any{"cid": id.String(), "kubo": kuboURL, "pinned": true}
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "pinned %s on %s\n", id, kuboURL) })
-		},
+		}),
 	}
 	push.Flags().StringVar(&kuboURL, "kubo", "", "Kubo RPC URL, e.g. http://127.0.0.1:5001")
 	rm := &cobra.Command{
 		Use:   "rm CID",
 		Short: "Remove a pin (the blocks stay until gc)",
-		Args:  exactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+		Args:  cidArgs(1),
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := cidArg(args[0])
 			if err != nil {
 				return err
 			}
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
 			if err := b.Unpin(cmd.Context(), id); err != nil {
 				return err
 			}
 			return a.emit(cmd.OutOrStdout(), map[string]string{"unpinned": id.String()}, func(w io.Writer) {
 				fmt.Fprintf(w, "unpinned %s\n", id)
 			})
-		},
+		}),
 	}
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List pins",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			out, err := b.Pins(cmd.Context())
 			if err != nil {
 				return err
@@ -175,7 +151,7 @@ closure is indexed so this node's /nix/ binary cache serves it.`,
 					fmt.Fprintf(w, "%s  %-9s  %s\n", p.CID, p.Type, p.Name)
 				}
 			})
-		},
+		}),
 	}
 	c.AddCommand(add, rm, ls, push)
 	return c
@@ -186,12 +162,7 @@ func newGCCmd() *cobra.Command {
 		Use:   "gc",
 		Short: "Delete every block no pin or registered root reaches",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			res, err := b.GC(cmd.Context())
 			if err != nil {
 				return err
@@ -199,7 +170,7 @@ func newGCCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "removed %d blocks (%d bytes), kept %d\n", res.Removed, res.FreedBytes, res.Kept)
 			})
-		},
+		}),
 	}
 }
 
@@ -208,12 +179,7 @@ func newStatCmd() *cobra.Command {
 		Use:   "stat",
 		Short: "Print the store's block count, bytes and pins",
 		Args:  exactArgs(0),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := a.backend(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer b.Close()
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			st, err := b.Stat(cmd.Context())
 			if err != nil {
 				return err
@@ -226,6 +192,6 @@ func newStatCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "dir     %s\nblocks  %d\nbytes   %d\npins    %d\n", dir, st.Blocks, st.Bytes, st.Pins)
 			})
-		},
+		}),
 	}
 }

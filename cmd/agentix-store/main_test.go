@@ -136,6 +136,19 @@ func TestNotInitialised(t *testing.T) {
 	}
 }
 
+// A malformed CID is a usage error even before the data dir is opened.
+func TestBadCIDBeforeOpen(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "never-initialised")
+	for _, args := range [][]string{{"cat", "not-a-cid"}, {"block", "stat", "zz"}, {"pin", "rm", "Qm"}, {"closure", "verify", "nope"}} {
+		if r := run(t, empty, nil, args...); r.code != 2 {
+			t.Errorf("%v on an empty dir: exit %d (%s), want 2", args, r.code, r.stderr)
+		}
+	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Error("a usage error created the data dir")
+	}
+}
+
 func TestUsageErrorsExit2(t *testing.T) {
 	dir := initDir(t)
 	for _, args := range [][]string{
