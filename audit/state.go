@@ -99,6 +99,20 @@ func (s *dbState) put(k []byte, v any) error {
 	return nil
 }
 
+// listJSON decodes every JSON value stored under prefix, in key order.
+func listJSON[T any](s *dbState, prefix []byte) ([]T, error) {
+	var out []T
+	err := s.list(prefix, func(b []byte) error {
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, err
+}
+
 func (s *dbState) list(prefix []byte, each func([]byte) error) error {
 	seen := map[string]bool{}
 	keys := []string{}
@@ -198,15 +212,7 @@ func (s *dbState) ApplyCount() (int, error) {
 	return n, err
 }
 func (s *dbState) Applies() ([]ApplyRec, error) {
-	var out []ApplyRec
-	err := s.list(wsKey(s.ws, "a", ""), func(b []byte) error {
-		var a ApplyRec
-		if err := json.Unmarshal(b, &a); err != nil {
-			return err
-		}
-		out = append(out, a)
-		return nil
-	})
+	out, err := listJSON[ApplyRec](s, wsKey(s.ws, "a", ""))
 	slices.SortFunc(out, func(a, b ApplyRec) int { return int(a.Line - b.Line) })
 	return out, err
 }
@@ -216,16 +222,10 @@ func (s *dbState) AddViolation(v Violation) error {
 	return s.put(wsKey(s.ws, "v", seqKey(v.Line), fmt.Sprintf("%04d", i)), v)
 }
 func (s *dbState) Violations() ([]Violation, error) {
-	var out []Violation
-	err := s.list(wsKey(s.ws, "v", ""), func(b []byte) error {
-		var v Violation
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		v.restoreReason()
-		out = append(out, v)
-		return nil
-	})
+	out, err := listJSON[Violation](s, wsKey(s.ws, "v", ""))
+	for i := range out {
+		out[i].restoreReason()
+	}
 	return out, err
 }
 func (s *dbState) AddFinding(f Finding) error {
@@ -234,16 +234,7 @@ func (s *dbState) AddFinding(f Finding) error {
 	return s.put(wsKey(s.ws, "f", seqKey(f.Line), fmt.Sprintf("%04d", i)), f)
 }
 func (s *dbState) Findings() ([]Finding, error) {
-	var out []Finding
-	err := s.list(wsKey(s.ws, "f", ""), func(b []byte) error {
-		var f Finding
-		if err := json.Unmarshal(b, &f); err != nil {
-			return err
-		}
-		out = append(out, f)
-		return nil
-	})
-	return out, err
+	return listJSON[Finding](s, wsKey(s.ws, "f", ""))
 }
 
 // flush writes the buffered state.
