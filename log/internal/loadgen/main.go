@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -121,15 +123,17 @@ func serveSelf(ln net.Listener) (string, func()) {
 }
 
 func run(target, label string, writers, size int, duration time.Duration) {
-	client := &http.Client{Transport: &http.Transport{
-		MaxIdleConns:        writers * 2,
-		MaxIdleConnsPerHost: writers * 2,
-	}, Timeout: 60 * time.Second}
+	u, err := url.Parse(target)
+	check(err)
+	if u.Scheme != "http" {
+		check(fmt.Errorf("only http:// targets: %s", target))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
 	defer cancel()
 	var mu sync.Mutex
 	var lats []time.Duration
 	var errs atomic.Int64
+	var firstErr atomic.Value
 	var seq atomic.Uint64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -138,25 +142,17 @@ func run(target, label string, writers, size int, duration time.Duration) {
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			e := make([]byte, size)
+			w := &writer{host: u.Host, req: request(u, size)}
+			defer w.close()
+			e := w.req[len(w.req)-size:]
 			rand.Read(e)
 			for ctx.Err() == nil {
 				// Unique entries: Tessera deduplicates identical ones.
 				binary.BigEndian.PutUint64(e, seq.Add(1))
 				t0 := time.Now()
-				resp, err := client.Post(target, "application/octet-stream", bytes.NewReader(e))
-				if err != nil {
+				if err := w.post(); err != nil {
 					errs.Add(1)
-					continue
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					errs.Add(1)
-					continue
-				}
-				if _, err := strconv.ParseUint(string(bytes.TrimSpace(body)), 10, 64); err != nil {
-					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
 				mine = append(mine, time.Since(t0))
@@ -175,6 +171,74 @@ func run(target, label string, writers, size int, duration time.Duration) {
 		}
 		return float64(lats[int(p*float64(len(lats)-1))].Microseconds()) / 1000
 	}
+	if err, ok := firstErr.Load().(error); ok {
+		fmt.Fprintln(os.Stderr, "loadgen: first error:", err)
+	}
 	fmt.Printf("system=%s writers=%d entry_bytes=%d duration=%.1fs appends=%d errors=%d entries/s=%.0f p50_ms=%.2f p99_ms=%.2f\n",
 		label, writers, size, elapsed.Seconds(), len(lats), errs.Load(), float64(len(lats))/elapsed.Seconds(), pct(0.5), pct(0.99))
+}
+
+// request returns a POST of a size-byte body to u, headers included, for
+// writer to send as is (the body is the last size bytes).
+func request(u *url.URL, size int) []byte {
+	path := u.RequestURI()
+	h := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", path, u.Host, size)
+	return append([]byte(h), make([]byte, size)...)
+}
+
+// writer is one load-generating client: a single keep-alive HTTP/1.1
+// connection on which it sends a request and reads the whole response
+// before the next, as net/http's client would, without the transport's
+// per-request goroutine hand-offs (the load generator shares the machine
+// with the server under test, so its own CPU cost matters). Responses are
+// parsed by net/http's ReadResponse; any failure drops the connection.
+type writer struct {
+	host string
+	req  []byte
+	conn net.Conn
+	br   *bufio.Reader
+	body bytes.Buffer
+}
+
+func (w *writer) post() error {
+	if w.conn == nil {
+		c, err := net.Dial("tcp", w.host)
+		if err != nil {
+			return err
+		}
+		w.conn, w.br = c, bufio.NewReaderSize(c, 4096)
+	}
+	w.conn.SetDeadline(time.Now().Add(60 * time.Second))
+	if _, err := w.conn.Write(w.req); err != nil {
+		w.close()
+		return err
+	}
+	resp, err := http.ReadResponse(w.br, nil)
+	if err != nil {
+		w.close()
+		return err
+	}
+	w.body.Reset()
+	_, err = w.body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		w.close()
+		if err != nil {
+			return err
+		}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s: %s", resp.Status, bytes.TrimSpace(w.body.Bytes()))
+	}
+	if _, err := strconv.ParseUint(string(bytes.TrimSpace(w.body.Bytes())), 10, 64); err != nil {
+		return fmt.Errorf("answer %q is not an index", w.body.Bytes())
+	}
+	return nil
+}
+
+func (w *writer) close() {
+	if w.conn != nil {
+		w.conn.Close()
+		w.conn, w.br = nil, nil
+	}
 }
