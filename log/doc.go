@@ -58,8 +58,11 @@
 //
 // Under kv.PrefixLog: entries in runs (l/b/<first index>, one key per
 // committed batch and entry bundle, the value in the tlog-tiles entry-bundle
-// encoding), a leaf-hash index (l/h/<hash><index>), hash tiles (l/t/<level><index>, each holding the
-// hashes of complete subtrees only), the tree state (size and compact
+// encoding), hash tiles (l/t/<level><index>, each holding the
+// hashes of complete subtrees only), a leaf-hash index built behind the
+// sequencer from the level-0 tiles as sorted runs (l/x/..., with its
+// watermark l/w; lookups scan the tiles past the watermark, so they never
+// depend on the indexer having caught up), the tree state (size and compact
 // range) and the latest checkpoint note. Under kv.PrefixWitness: per peer
 // origin, the size and root last cosigned.
 package log

@@ -111,6 +111,13 @@ type Log struct {
 
 	cur atomic.Pointer[SignedCheckpoint] // latest committed checkpoint
 
+	// The leaf-hash indexer (leafindex.go).
+	indexed atomic.Uint64 // entries below this are in the leaf-hash index
+	idxMu   sync.Mutex    // serialises indexUpTo
+	idxKick chan struct{}
+	idxQuit chan struct{}
+	idxDone chan struct{}
+
 	witnessMu  sync.Mutex // serialises the witness server's read-check-write
 	wit        *witnessClient
 	cpUpdateMu sync.Mutex // serialises rewriting the stored checkpoint note
@@ -155,10 +162,18 @@ func Open(db *badger.DB, o Options) (*Log, error) {
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		edge:   map[uint64][]byte{},
+
+		idxKick: make(chan struct{}, 1),
+		idxQuit: make(chan struct{}),
+		idxDone: make(chan struct{}),
 	}
 	if err := l.recover(); err != nil {
 		return nil, err
 	}
+	if err := l.recoverIndexed(l.rng.End()); err != nil {
+		return nil, fmt.Errorf("recover leaf-hash index: %w", err)
+	}
+	go l.runIndexer()
 	if len(o.Witnesses) > 0 {
 		l.wit = newWitnessClient(l)
 	}
@@ -180,6 +195,8 @@ func (l *Log) Close() error {
 		l.closed.Store(true)
 		close(l.quit)
 		<-l.done
+		close(l.idxQuit)
+		<-l.idxDone
 		if l.wit != nil {
 			l.wit.stop()
 		}

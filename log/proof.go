@@ -3,7 +3,6 @@ package log
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -39,22 +38,7 @@ func (l *Log) InclusionProofByLeafHash(ctx context.Context, leafHash []byte, siz
 	if len(leafHash) != hashSize {
 		return 0, nil, fmt.Errorf("%w: leaf hash of %d bytes, want %d", ErrBadRange, len(leafHash), hashSize)
 	}
-	var index uint64
-	found := false
-	err = l.db.View(func(txn *badger.Txn) error {
-		io := badger.DefaultIteratorOptions
-		io.PrefetchValues = false
-		io.Prefix = append(bytes.Clone(pfxLeaf), leafHash...)
-		it := txn.NewIterator(io)
-		defer it.Close()
-		it.Rewind()
-		if it.Valid() {
-			k := it.Item().Key()
-			index = binary.BigEndian.Uint64(k[len(k)-8:])
-			found = index < size
-		}
-		return nil
-	})
+	index, found, err := l.findLeaf(ctx, leafHash, size)
 	if err != nil {
 		return 0, nil, err
 	}

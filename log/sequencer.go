@@ -82,6 +82,9 @@ func (l *Log) sequence() {
 		if err == nil && l.wit != nil {
 			l.wit.notify()
 		}
+		if err == nil {
+			l.kickIndexer(start + uint64(len(batch)))
+		}
 	}
 }
 
@@ -147,15 +150,9 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	if err := writeRuns(txn, start, batch); err != nil {
 		return 0, err
 	}
-	// The leaf-hash index keys of the batch share one allocation.
-	keys := make([]byte, len(batch)*leafKeyLen)
-	for i, r := range batch {
-		idx := start + uint64(i)
-		k := keys[i*leafKeyLen : (i+1)*leafKeyLen : (i+1)*leafKeyLen]
-		putLeafKey(k, r.leaf, idx)
-		if err := txn.Set(k, nil); err != nil {
-			return 0, fmt.Errorf("write leaf index %d: %w", idx, err)
-		}
+	// The batch's leaf hashes go into the level-0 tiles; the leaf-hash
+	// index is built from those later, off this path (leafindex.go).
+	for _, r := range batch {
 		if err := rng.Append(r.leaf, visit); err != nil {
 			return 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 		}

@@ -14,7 +14,8 @@ import (
 // Storage layout, all under kv.PrefixLog ("l/"):
 //
 //	l/b/<first index:8>        a run of consecutive entries (see below)
-//	l/h/<leafhash:32><index:8> empty; finds entries by leaf hash
+//	l/x/<level:1><first:8>     leaf-hash index run (leafindex.go)
+//	l/w                        leaf-hash index watermark (leafindex.go)
 //	l/t/<level:1><index:8>     hash tile: concatenated 32-byte hashes, 1..256 of them
 //	l/s                        tree state: size:8 || compact range hashes (32 each)
 //	l/c                        latest checkpoint note, with gathered cosignatures
@@ -30,12 +31,11 @@ import (
 // every bundle starts a run, and entry i lives in the run with the greatest
 // key not above i.
 //
-// One badger transaction writes a batch's runs, its leaf-hash index keys,
-// the tiles it changed, the new state and the checkpoint over it, so on disk
+// One badger transaction writes a batch's runs, the tiles it changed, the new state and the checkpoint over it, so on disk
 // they always agree.
 var (
 	pfxRun   = append(bytes.Clone(kv.PrefixLog), "b/"...)
-	pfxLeaf  = append(bytes.Clone(kv.PrefixLog), "h/"...)
+	pfxLeaf  = append(bytes.Clone(kv.PrefixLog), "h/"...) // the per-entry index of earlier versions
 	pfxTile  = append(bytes.Clone(kv.PrefixLog), "t/"...)
 	keyState = append(bytes.Clone(kv.PrefixLog), 's')
 	keyCP    = append(bytes.Clone(kv.PrefixLog), 'c')
@@ -49,17 +49,6 @@ const (
 
 func runKey(first uint64) []byte {
 	return binary.BigEndian.AppendUint64(bytes.Clone(pfxRun), first)
-}
-
-// leafKeyLen is the length of a leaf-hash index key.
-var leafKeyLen = len(pfxLeaf) + hashSize + 8
-
-// putLeafKey writes the leaf-hash index key of entry i with leaf hash h
-// into k, which must be leafKeyLen bytes long.
-func putLeafKey(k, h []byte, i uint64) {
-	n := copy(k, pfxLeaf)
-	n += copy(k[n:], h)
-	binary.BigEndian.PutUint64(k[n:], i)
 }
 
 func tileKey(level, index uint64) []byte {
