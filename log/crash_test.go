@@ -199,6 +199,13 @@ func TestCrashSafety(t *testing.T) {
 			if err := proof.VerifyInclusion(h, idx, v.Size, h.HashLeaf(e), p, v.Hash); err != nil {
 				t.Fatalf("round %d: inclusion of %d: %v", round, idx, err)
 			}
+			// The leaf-hash index (maybe cut short by the kill) finds it.
+			if got, _, err := l.InclusionProofByLeafHash(ctx, h.HashLeaf(e), v.Size); err != nil || got != idx {
+				t.Fatalf("round %d: lookup by leaf hash of %d = %d, %v", round, idx, got, err)
+			}
+		}
+		if round == rounds-1 {
+			t.Logf("%d entries, %d indexed by runs", v.Size, l.indexed.Load())
 		}
 		cps = append(cps, cpRec{v.Size, v.Hash})
 		// Appends continue.
