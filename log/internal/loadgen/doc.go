@@ -1,6 +1,10 @@
 // Command loadgen drives an append endpoint (HTTP POST of the entry bytes,
 // answered with the entry's index) with concurrent writers of fixed-size
-// random entries for a fixed time, and prints throughput and latency.
+// random entries for a fixed time, and prints throughput and latency. Each
+// writer keeps one HTTP/1.1 connection and sends its next request when the
+// previous answer is in, with a pre-formatted request and net/http's
+// ReadResponse rather than the full net/http client: the generator shares
+// the machine with the server it measures, so its own CPU must stay small.
 //
 // It measures Tessera's POSIX conformance log (POST /add) and this
 // repository's log the same way: with -serve ADDR (a separate process, as
