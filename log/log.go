@@ -261,6 +261,10 @@ func (l *Log) Append(ctx context.Context, entry []byte) (uint64, error) {
 	}
 }
 
+// Indexed returns how many entries, from index 0, the leaf-hash index
+// covers; lookups by leaf hash scan the tiles of the entries beyond it.
+func (l *Log) Indexed() uint64 { return l.indexed.Load() }
+
 // Size returns the size of the latest checkpoint.
 func (l *Log) Size() uint64 { return l.cur.Load().Size }
 

@@ -82,6 +82,7 @@ func TestMountsAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		"agentix_log_appends_total 1",
 		"agentix_log_size 1",
+		"agentix_log_index_lag 1",
 		"agentix_log_batch_entries_count 1",
 		`agentix_http_requests_total{code="200",route="POST api/log"} 1`,
 		"agentix_store_blocks",

@@ -90,6 +90,8 @@ func (m *Metrics) registerNode(n *node.Node) {
 	m.Registry.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentix_log_size", Help: "Entries in the log's latest checkpoint."},
 			func() float64 { return float64(n.Log.Size()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentix_log_index_lag", Help: "Log entries not yet in the leaf-hash index (lookups by leaf hash scan them)."},
+			func() float64 { i := n.Log.Indexed(); return float64(n.Log.Size() - i) }), // Indexed first: it never passes a later Size
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentix_store_blocks", Help: "Blocks stored."},
 			func() float64 { b, _ := stat(); return b }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "agentix_store_bytes", Help: "Bytes of stored blocks."},
