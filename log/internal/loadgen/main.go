@@ -133,7 +133,7 @@ func run(target, label string, writers, size int, duration time.Duration) {
 	var mu sync.Mutex
 	var lats []time.Duration
 	var errs atomic.Int64
-	var firstErr atomic.Value
+	var firstErr atomic.Pointer[error] // atomic.Value would panic on a second error of another type
 	var seq atomic.Uint64
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -152,7 +152,7 @@ func run(target, label string, writers, size int, duration time.Duration) {
 				t0 := time.Now()
 				if err := w.post(); err != nil {
 					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err)
+					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
 				mine = append(mine, time.Since(t0))
@@ -171,8 +171,8 @@ func run(target, label string, writers, size int, duration time.Duration) {
 		}
 		return float64(lats[int(p*float64(len(lats)-1))].Microseconds()) / 1000
 	}
-	if err, ok := firstErr.Load().(error); ok {
-		fmt.Fprintln(os.Stderr, "loadgen: first error:", err)
+	if err := firstErr.Load(); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: first error:", *err)
 	}
 	fmt.Printf("system=%s writers=%d entry_bytes=%d duration=%.1fs appends=%d errors=%d entries/s=%.0f p50_ms=%.2f p99_ms=%.2f\n",
 		label, writers, size, elapsed.Seconds(), len(lats), errs.Load(), float64(len(lats))/elapsed.Seconds(), pct(0.5), pct(0.99))
