@@ -40,7 +40,7 @@ import (
 // from w on (fewer than 4096, plus any backlog). So the index makes lookups
 // fast and is never needed for them to be correct.
 var (
-	pfxRun2    = append(bytes.Clone(kv.PrefixLog), "x/"...)
+	pfxIndexRun    = append(bytes.Clone(kv.PrefixLog), "x/"...)
 	keyIndexed = append(bytes.Clone(kv.PrefixLog), 'w')
 )
 
@@ -69,7 +69,7 @@ func runLen(level int) uint64 {
 }
 
 func indexRunKey(level int, first uint64) []byte {
-	k := append(bytes.Clone(pfxRun2), byte(level))
+	k := append(bytes.Clone(pfxIndexRun), byte(level))
 	return binary.BigEndian.AppendUint64(k, first)
 }
 
@@ -302,7 +302,7 @@ func (l *Log) findLeaf(ctx context.Context, h []byte, size uint64) (index uint64
 		prefix := binary.BigEndian.Uint64(h)
 		io := badger.DefaultIteratorOptions
 		io.PrefetchValues = false
-		io.Prefix = pfxRun2
+		io.Prefix = pfxIndexRun
 		it := txn.NewIterator(io)
 		defer it.Close()
 		var cands []uint64

@@ -36,11 +36,11 @@ func indexRuns(t *testing.T, db *badger.DB) []string {
 	var runs []string
 	err := db.View(func(txn *badger.Txn) error {
 		io := badger.DefaultIteratorOptions
-		io.Prefix = pfxRun2
+		io.Prefix = pfxIndexRun
 		it := txn.NewIterator(io)
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()[len(pfxRun2):]
+			k := it.Item().Key()[len(pfxIndexRun):]
 			runs = append(runs, fmt.Sprintf("%d/%d", k[0], binary.BigEndian.Uint64(k[1:])))
 		}
 		return nil
