@@ -40,8 +40,8 @@ import (
 // from w on (fewer than 4096, plus any backlog). So the index makes lookups
 // fast and is never needed for them to be correct.
 var (
-	pfxIndexRun    = append(bytes.Clone(kv.PrefixLog), "x/"...)
-	keyIndexed = append(bytes.Clone(kv.PrefixLog), 'w')
+	pfxIndexRun = append(bytes.Clone(kv.PrefixLog), "x/"...)
+	keyIndexed  = append(bytes.Clone(kv.PrefixLog), 'w')
 )
 
 // The shape of the runs is part of the storage format (tests shrink it).
