@@ -77,17 +77,7 @@ func (s *dbState) get(k []byte, v any) (bool, error) {
 	if b, ok := s.buf[string(k)]; ok {
 		return true, json.Unmarshal(b, v)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(k)
-		if err != nil {
-			return err
-		}
-		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return getJSON(s.db, k, v)
 }
 
 func (s *dbState) put(k []byte, v any) error {
