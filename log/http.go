@@ -159,6 +159,10 @@ func (l *Log) serveTile(w http.ResponseWriter, r *http.Request, p string) {
 		httpError(w, http.StatusNotFound, "tile %d/%d has %d hashes, %d requested", level, index, len(t)/hashSize, want)
 		return
 	}
+	if err := l.checkFullTile(uint64(level), index, t); err != nil {
+		httpError(w, http.StatusInternalServerError, "read tile: %v", err)
+		return
+	}
 	setTileCache(w, width)
 	w.Write(t[:want*hashSize])
 }
@@ -181,7 +185,7 @@ func (l *Log) serveBundle(w http.ResponseWriter, r *http.Request, p string) {
 	var out []byte
 	n := uint64(0)
 	err = l.db.View(func(txn *badger.Txn) error {
-		return scanEntries(txn, index*tileWidth, index*tileWidth+want, func(_ uint64, v []byte) error {
+		return scanCheckedEntries(txn, index*tileWidth, index*tileWidth+want, func(_ uint64, v []byte) error {
 			out = append(out, byte(len(v)>>8), byte(len(v)))
 			out = append(out, v...)
 			n++

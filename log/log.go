@@ -42,6 +42,23 @@ var (
 	ErrCheckpointForm = errors.New("malformed checkpoint")
 )
 
+// CorruptEntryError reports a stored entry whose bytes no longer hash to
+// its leaf hash in the level-0 tile: the database changed under the log.
+// The entry is never returned or served. It matches ErrCorrupt with
+// errors.Is. The caller should stop serving the log and restore the data
+// directory from a replica; the tiles and checkpoints still prove what the
+// entry was.
+type CorruptEntryError struct {
+	Index uint64 // the entry's index
+}
+
+func (e *CorruptEntryError) Error() string {
+	return fmt.Sprintf("%v: entry %d does not match its leaf hash in level-0 tile %d", ErrCorrupt, e.Index, e.Index/tileWidth)
+}
+
+// Is reports ErrCorrupt.
+func (e *CorruptEntryError) Is(target error) bool { return target == ErrCorrupt }
+
 // WitnessConfig names one witness the log asks to cosign its checkpoints.
 type WitnessConfig struct {
 	// URL is the witness's tlog-witness prefix; the request goes to
@@ -284,7 +301,7 @@ func (l *Log) Entry(ctx context.Context, i uint64) ([]byte, error) {
 	}
 	var out []byte
 	err := l.db.View(func(txn *badger.Txn) error {
-		return scanEntries(txn, i, i+1, func(_ uint64, v []byte) error {
+		return scanCheckedEntries(txn, i, i+1, func(_ uint64, v []byte) error {
 			out = bytes.Clone(v)
 			return nil
 		})
@@ -304,7 +321,7 @@ func (l *Log) Entries(ctx context.Context, from, to uint64) ([][]byte, error) {
 	}
 	out := make([][]byte, 0, to-from)
 	err := l.db.View(func(txn *badger.Txn) error {
-		return scanEntries(txn, from, to, func(_ uint64, v []byte) error {
+		return scanCheckedEntries(txn, from, to, func(_ uint64, v []byte) error {
 			out = append(out, bytes.Clone(v))
 			return ctx.Err()
 		})

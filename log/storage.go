@@ -9,6 +9,7 @@ import (
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
 )
 
 // Storage layout, all under kv.PrefixLog ("l/"):
@@ -172,6 +173,76 @@ func scanEntries(txn *badger.Txn, from, to uint64, fn func(i uint64, v []byte) e
 		}
 	}
 	return nil
+}
+
+// scanCheckedEntries is scanEntries with every entry checked against its
+// leaf hash in the level-0 tile: an entry whose bytes no longer hash to the
+// tile (a flipped bit in the database) is ErrCorrupt naming its index, and
+// fn is never called with it. The range must be committed in txn's
+// snapshot.
+func scanCheckedEntries(txn *badger.Txn, from, to uint64, fn func(i uint64, v []byte) error) error {
+	var tile []byte
+	tileN := ^uint64(0)
+	return scanEntries(txn, from, to, func(i uint64, v []byte) error {
+		if n := i / tileWidth; n != tileN {
+			t, err := readTile(txn, 0, n)
+			if err != nil {
+				return err
+			}
+			tile, tileN = t, n
+		}
+		o := (i % tileWidth) * hashSize
+		if uint64(len(tile)) < o+hashSize {
+			return fmt.Errorf("%w: level-0 tile %d holds %d hashes, entry %d needs more", ErrCorrupt, tileN, len(tile)/hashSize, i)
+		}
+		if !bytes.Equal(LeafHash(v), tile[o:o+hashSize]) {
+			return &CorruptEntryError{Index: i}
+		}
+		return fn(i, v)
+	})
+}
+
+// checkFullTile checks a full tile t of (level, index) against the hash
+// of its subtree stored in the tile above, when the tree has one: a tile
+// whose bytes changed under the log is ErrCorrupt naming it. Partial tiles
+// and full tiles whose parent is not yet stored are returned unchecked;
+// the checkpoint's root still covers them for any verifier.
+func (l *Log) checkFullTile(level, index uint64, t []byte) error {
+	if uint64(len(t)) != tileWidth*hashSize || level >= 7 || l.Size()>>((level+1)*tileHeight) <= index {
+		return nil
+	}
+	var parent []byte
+	err := l.db.View(func(txn *badger.Txn) error {
+		var err error
+		parent, err = readTile(txn, level+1, index/tileWidth)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	o := (index % tileWidth) * hashSize
+	if uint64(len(parent)) < o+hashSize {
+		return fmt.Errorf("%w: tile %d/%d holds %d hashes, its child %d/%d needs more", ErrCorrupt, level+1, index/tileWidth, len(parent)/hashSize, level, index)
+	}
+	if !bytes.Equal(subtreeRoot(t), parent[o:o+hashSize]) {
+		return fmt.Errorf("%w: tile %d/%d does not hash to its entry in tile %d/%d", ErrCorrupt, level, index, level+1, index/tileWidth)
+	}
+	return nil
+}
+
+// subtreeRoot returns the RFC 6962 root of a full tile's 256 hashes.
+func subtreeRoot(t []byte) []byte {
+	hs := make([][]byte, 0, tileWidth)
+	for p := 0; p < len(t); p += hashSize {
+		hs = append(hs, t[p:p+hashSize])
+	}
+	for len(hs) > 1 {
+		for i := 0; i < len(hs)/2; i++ {
+			hs[i] = rfc6962.DefaultHasher.HashChildren(hs[2*i], hs[2*i+1])
+		}
+		hs = hs[:len(hs)/2]
+	}
+	return hs[0]
 }
 
 func encodeState(size uint64, hashes [][]byte) []byte {
