@@ -46,6 +46,7 @@ type Blockstore struct {
 	opts      Options
 	packs     *packs // nil: every block inline
 	threshold int
+	owner     *Store // the Store whose GC this blockstore is under (PutHeld); nil if none
 }
 
 // CorruptBlockError reports a block whose bytes do not hash to its CID.

@@ -30,7 +30,9 @@ const gcBatch = 4096
 //
 //   - a recursive pin keeps every block of its DAG;
 //   - a direct pin keeps only its own block;
-//   - every CID returned by a registered RootSource is kept recursively.
+//   - every CID returned by a registered RootSource is kept recursively;
+//   - every CID held by an open Hold (a write in progress) and every pending
+//     pin keeps the part of its DAG that is present.
 //
 // GC holds the store's GC lock exclusively for its whole run, so it waits for
 // every in-flight writer holding GCLock (add, import, pin) and new writers
@@ -202,6 +204,12 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 			if err != nil {
 				return nil, fmt.Errorf("root source %q: root %s: %w", n, r, err)
 			}
+		}
+	}
+	// Writes in progress (Holds): keep whatever part of each is here.
+	for _, r := range s.heldRoots() {
+		if err := s.markPresent(ctx, r, marked); err != nil {
+			return nil, fmt.Errorf("held root %s: %w", r, err)
 		}
 	}
 	// DAGs being fetched from peers: keep whatever part is already here.

@@ -40,6 +40,10 @@ type Store struct {
 
 	rootsMu sync.Mutex
 	roots   map[string]RootSource
+
+	// heldMu guards held: the CIDs of every open Hold (see hold.go).
+	heldMu sync.Mutex
+	held   map[string]*heldRef
 }
 
 // RootSource reports CIDs that GC must treat as recursively pinned, for
@@ -54,6 +58,7 @@ var ErrNotFound = errors.New("block not found")
 func New(db *badger.DB, opts Options) *Store {
 	s := &Store{db: db, opts: opts, roots: map[string]RootSource{}}
 	s.bs = NewBlockstore(db, opts)
+	s.bs.owner = s
 	return s
 }
 
@@ -64,7 +69,11 @@ func (s *Store) Blockstore() *Blockstore { return s.bs }
 func (s *Store) DB() *badger.DB { return s.db }
 
 // GCLock protects blocks written until the returned function is called from
-// being garbage collected. Every writer of not-yet-pinned blocks holds it.
+// being garbage collected. Every writer of not-yet-pinned blocks holds it,
+// and must make them reachable (a pin, a Hold) before calling unlock. It is
+// not reentrant: a caller holding it must not call anything that takes it
+// (Add, Pin, ImportCAR, a Hold's methods) — a GC waiting for the lock would
+// deadlock both. A write that spans several such calls uses a Hold instead.
 func (s *Store) GCLock() (unlock func()) {
 	s.gcMu.RLock()
 	return s.gcMu.RUnlock

@@ -67,6 +67,12 @@ const (
 // hashing runs on all cores, and blocks are written to the database in
 // batches by another goroutine while boxo's balanced builder lays out the DAG.
 func (s *Store) Add(ctx context.Context, r io.Reader, o AddOptions) (cid.Cid, error) {
+	return s.add(ctx, r, o, nil)
+}
+
+// add is Add; when h is not nil the root is held in h before GCLock is
+// released.
+func (s *Store) add(ctx context.Context, r io.Reader, o AddOptions, h *Hold) (cid.Cid, error) {
 	ch, err := ParseChunker(o.Chunker)
 	if err != nil {
 		return cid.Undef, err
@@ -82,6 +88,9 @@ func (s *Store) Add(ctx context.Context, r io.Reader, o AddOptions) (cid.Cid, er
 		if err := s.pinLocked(ctx, root, PinOptions{}); err != nil {
 			return cid.Undef, fmt.Errorf("add: pin %s: %w", root, err)
 		}
+	}
+	if h != nil {
+		h.keepLocked(root)
 	}
 	return root, nil
 }
