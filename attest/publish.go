@@ -17,6 +17,15 @@ type BlockPutter interface {
 	Put(ctx context.Context, b blocks.Block) error
 }
 
+// HoldingPutter is a BlockPutter under garbage collection that can keep a
+// block it stores from being collected until release is called
+// (*store.Blockstore satisfies it). Publish uses it to keep the envelope
+// block from the Put until the index, a GC root, names it.
+type HoldingPutter interface {
+	BlockPutter
+	PutHeld(ctx context.Context, b blocks.Block) (release func(), err error)
+}
+
 // Appender appends one entry to a transparency log and returns its index
 // once the entry is durable (the node's log satisfies it).
 type Appender interface {
@@ -61,8 +70,14 @@ type Published struct {
 //  4. The index records the id, log index, predicate type, subjects and
 //     the key ids the signatures name.
 //
+// The index is what makes the envelope block a GC root. When Blocks is a
+// HoldingPutter (the node's block store), the block is held from the Put
+// until the index record is written, so a GC running meanwhile keeps it:
+// once Publish returns, the attestation is reachable from a root.
+//
 // Publishing bytes already in the index returns the existing record with
-// Existing set and does not append again. A failure between steps 3 and 4
+// Existing set and does not append again (it stores the block again if it
+// is missing). A failure between steps 3 and 4
 // leaves the entry logged but unindexed; publishing again then logs it a
 // second time (the log is append-only; both entries prove the same bytes).
 func (p *Publisher) Publish(ctx context.Context, b []byte) (Published, error) {
@@ -75,19 +90,28 @@ func (p *Publisher) Publish(ctx context.Context, b []byte) (Published, error) {
 		return Published{}, err
 	}
 	id := ID(b)
+	blk, err := blocks.NewBlockWithCid(b, id)
+	if err != nil {
+		return Published{}, err
+	}
 	if p.Index != nil {
 		if r, err := p.Index.Get(id); err == nil {
+			// Store the block again (a no-op when it is there): a node
+			// that lost it gets it back from whoever republishes.
+			release, err := p.put(ctx, blk)
+			release()
+			if err != nil {
+				return Published{}, err
+			}
 			return Published{ID: id, LogIndex: r.LogIndex, Record: r, Existing: true}, nil
 		} else if !errors.Is(err, ErrNotFound) {
 			return Published{}, err
 		}
 	}
-	blk, err := blocks.NewBlockWithCid(b, id)
+	release, err := p.put(ctx, blk)
+	defer release()
 	if err != nil {
 		return Published{}, err
-	}
-	if err := p.Blocks.Put(ctx, blk); err != nil {
-		return Published{}, fmt.Errorf("store attestation %s: %w", id, err)
 	}
 	idx, err := p.Log.Append(ctx, b)
 	if err != nil {
@@ -105,6 +129,21 @@ func (p *Publisher) Publish(ctx context.Context, b []byte) (Published, error) {
 		}
 	}
 	return Published{ID: id, LogIndex: idx, Record: r}, nil
+}
+
+// put stores the envelope block, held from GC until release when Blocks
+// can hold it.
+func (p *Publisher) put(ctx context.Context, blk blocks.Block) (release func(), err error) {
+	release = func() {}
+	if hp, ok := p.Blocks.(HoldingPutter); ok {
+		release, err = hp.PutHeld(ctx, blk)
+	} else {
+		err = p.Blocks.Put(ctx, blk)
+	}
+	if err != nil {
+		return release, fmt.Errorf("store attestation %s: %w", blk.Cid(), err)
+	}
+	return release, nil
 }
 
 // PublishEnvelope encodes env with MarshalEnvelope and publishes it.
