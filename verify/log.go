@@ -3,7 +3,9 @@ package verify
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
 
 	"github.com/agentix/agentix-store/attest"
@@ -38,7 +41,14 @@ func OpenLogSource(target string, hc *http.Client) (LogSource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("log URL %q: %w", target, err)
 		}
-		return client.NewHTTPFetcher(u, hc)
+		f, err := client.NewHTTPFetcher(u, hc)
+		if err != nil {
+			return nil, err
+		}
+		if hc == nil {
+			hc = http.DefaultClient
+		}
+		return &httpLogSource{HTTPFetcher: f, root: u, hc: hc}, nil
 	}
 	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("log %q is neither an http(s) URL nor a directory of tiles", target)
@@ -46,14 +56,49 @@ func OpenLogSource(target string, hc *http.Client) (LogSource, error) {
 	return client.FileFetcher{Root: target}, nil
 }
 
+// httpLogSource is Tessera's HTTP fetcher, with the reason a server gives
+// for refusing an entry bundle (a node refuses one whose stored entries no
+// longer match their tiles, naming the entry) carried into the error.
+type httpLogSource struct {
+	*client.HTTPFetcher
+	root *url.URL
+	hc   *http.Client
+}
+
+func (s *httpLogSource) ReadEntryBundle(ctx context.Context, i uint64, p uint8) ([]byte, error) {
+	b, err := s.HTTPFetcher.ReadEntryBundle(ctx, i, p)
+	if err == nil || errors.Is(err, os.ErrNotExist) || ctx.Err() != nil {
+		return b, err
+	}
+	u, uerr := s.root.Parse(layout.EntriesPath(i, p))
+	if uerr != nil {
+		return nil, err
+	}
+	req, rerr := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if rerr != nil {
+		return nil, err
+	}
+	resp, rerr := s.hc.Do(req)
+	if rerr != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode == http.StatusOK || len(bytes.TrimSpace(msg)) == 0 {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %s", err, strings.ToValidUTF8(string(bytes.TrimSpace(msg)), "?"))
+}
+
 // LogOptions configure CheckLog.
 type LogOptions struct {
 	// State, when set, is consulted and updated: the checkpoint must be
 	// consistent with what this auditor accepted before.
 	State *State
-	// Full replays every entry: each must be an attestation that verifies
-	// with the policy, and their leaf hashes must give the checkpoint's
-	// root.
+	// Full replays every entry: each must match its leaf hash in the
+	// level-0 tiles, each attestation must verify with the policy (an entry
+	// that is not a DSSE envelope is counted as a raw entry, proven only
+	// as bytes), and their leaf hashes must give the checkpoint's root.
 	Full bool
 	// Workers verify entries in parallel (0: GOMAXPROCS).
 	Workers int
@@ -70,6 +115,7 @@ type LogResult struct {
 	Previous    uint64  `json:"previousSize"`
 	Replayed    uint64  `json:"replayed,omitempty"`
 	BadEntries  uint64  `json:"badEntries,omitempty"`
+	RawEntries  uint64  `json:"rawEntries,omitempty"`
 	EntriesPerS float64 `json:"entriesPerSecond,omitempty"`
 }
 
@@ -161,9 +207,20 @@ func checkHistory(ctx context.Context, r *Report, src LogSource, ls *LogState, s
 type replayJob struct {
 	first   uint64
 	entries [][]byte
+	tile    []byte // the level-0 tile's hashes from entry first on, as served
 	hashes  [][]byte
 	bad     []entryErr
+	raw     uint64
+	unmatch []uint64 // entries whose leaf hash differs from the tile's
 	done    chan struct{}
+}
+
+// isEnvelope reports whether a log entry claims to be a DSSE envelope: a
+// JSON object that names a payloadType. Anything else was appended raw (as
+// `log append` does) and proves only its own bytes.
+func isEnvelope(e []byte) bool {
+	t := bytes.TrimLeft(e, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' && bytes.Contains(t, []byte(`"payloadType"`))
 }
 
 type entryErr struct {
@@ -201,6 +258,13 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 				j.hashes = make([][]byte, len(j.entries))
 				for k, e := range j.entries {
 					j.hashes[k] = rfc6962.DefaultHasher.HashLeaf(e)
+					if o := k * 32; len(j.tile) < o+32 || !bytes.Equal(j.hashes[k], j.tile[o:o+32]) {
+						j.unmatch = append(j.unmatch, j.first+uint64(k))
+					}
+					if !isEnvelope(e) {
+						j.raw++
+						continue
+					}
 					if _, err := attest.VerifyEnvelopeBytes(e, p); err != nil {
 						j.bad = append(j.bad, entryErr{j.first + uint64(k), err})
 					}
@@ -229,7 +293,17 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 				return
 			}
 			es = es[b.RangeInfo.First : b.RangeInfo.First+b.RangeInfo.N]
-			j := &replayJob{first: b.RangeInfo.Index*256 + uint64(b.RangeInfo.First), entries: es, done: make(chan struct{})}
+			tile, err := src.ReadTile(ctx, 0, b.RangeInfo.Index, b.RangeInfo.Partial)
+			if err != nil {
+				fetchErr = fmt.Errorf("level-0 tile %d: %w", b.RangeInfo.Index, err)
+				return
+			}
+			if lo, hi := int(b.RangeInfo.First)*32, int(b.RangeInfo.First+b.RangeInfo.N)*32; len(tile) >= hi {
+				tile = tile[lo:hi]
+			} else {
+				tile = nil // every entry of the bundle is then reported as unmatched
+			}
+			j := &replayJob{first: b.RangeInfo.Index*256 + uint64(b.RangeInfo.First), entries: es, tile: tile, done: make(chan struct{})}
 			select {
 			case order <- j:
 			case <-ctx.Done():
@@ -242,8 +316,13 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
 	var listed int
 	var appendErr error
+	var unmatched []uint64
 	for j := range order {
 		<-j.done
+		res.RawEntries += j.raw
+		if len(unmatched) < maxF {
+			unmatched = append(unmatched, j.unmatch[:min(len(j.unmatch), maxF-len(unmatched))]...)
+		}
 		for _, h := range j.hashes {
 			if err := rng.Append(h, nil); err != nil && appendErr == nil {
 				appendErr = err
@@ -286,11 +365,28 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 		got = rfc6962.DefaultHasher.EmptyRoot()
 	}
 	if !bytes.Equal(got, root) {
+		// The entries are wrong: those that differ from the tiles are
+		// named, the first of them first.
+		for _, i := range unmatched {
+			r.Fail("replay", ptr(i), "", errf(ErrEntryMismatch, "entry %d does not hash to its leaf hash in level-0 tile %d", i, i/256))
+		}
 		r.Fail("replay", nil, "", errf(ErrRootMismatch, "%d entries hash to %x, checkpoint root is %x", size, got, root))
 		return
 	}
 	r.Prove("replayed all %d entries: the root recomputed from them is the checkpoint's", size)
-	if res.BadEntries == 0 {
+	if len(unmatched) > 0 {
+		// The entries are proven by the root, so the tiles are wrong.
+		for _, i := range unmatched {
+			r.Fail("replay", ptr(i), "", errf(ErrEntryMismatch, "level-0 tile %d serves a wrong leaf hash for entry %d, which the checkpoint proves", i/256, i))
+		}
+	} else {
+		r.Prove("every entry matches its leaf hash in the level-0 tiles")
+	}
+	switch n := size - res.RawEntries; {
+	case res.BadEntries > 0:
+	case res.RawEntries == 0:
 		r.Prove("every entry is an attestation that verifies with the policy (signatures, threshold, statement, schema)")
+	default:
+		r.Prove("every one of the %d attestation(s) verifies with the policy (signatures, threshold, statement, schema); %d raw entr(ies) are not attestations and prove only their bytes", n, res.RawEntries)
 	}
 }

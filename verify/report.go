@@ -26,6 +26,9 @@ var (
 	// ErrRootMismatch: replaying the log's entries gives another root than
 	// its checkpoint.
 	ErrRootMismatch = errors.New("replayed entries do not hash to the checkpoint's root")
+	// ErrEntryMismatch: an entry bundle and the level-0 tile covering it
+	// disagree on an entry's leaf hash.
+	ErrEntryMismatch = errors.New("entry does not match its leaf hash in the tiles")
 	// ErrIDMismatch: bytes served for an attestation id do not hash to it.
 	ErrIDMismatch = errors.New("attestation bytes do not match their id")
 	// ErrWrongPredicate: an attestation has another predicate type than its
@@ -144,6 +147,7 @@ var reasons = []struct {
 	{ErrSplitView, "split-view"},
 	{ErrInconsistent, "inconsistent-checkpoint"},
 	{ErrRootMismatch, "root-mismatch"},
+	{ErrEntryMismatch, "entry-mismatch"},
 	{ErrIDMismatch, "id-mismatch"},
 	{ErrWrongPredicate, "wrong-predicate"},
 	{attest.ErrBlockMismatch, "block-hash-mismatch"},
