@@ -254,16 +254,20 @@ func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (
 	if err != nil {
 		return nil, err
 	}
+	// Everything this ingest stores is held from GC until the head (or
+	// the evidence record) that makes it reachable is written.
+	hold := ing.Store.NewHold()
+	defer hold.Release()
 	if head != nil {
 		ok, err := ing.continues(f, fi.Size(), head, o.VerifyPrefix)
 		if err != nil {
 			return nil, err
 		}
 		if !ok {
-			return ing.refuse(ctx, root, ws, f, head)
+			return ing.refuse(ctx, hold, root, ws, f, head)
 		}
 	}
-	return ing.extend(ctx, root, ws, f, head)
+	return ing.extend(ctx, hold, root, ws, f, head)
 }
 
 // continues reports whether the file (of size size) extends the accepted
@@ -307,6 +311,7 @@ type patchCache struct {
 	ws    string
 	seen  map[string]PatchInfo
 	store bool
+	hold  *store.Hold // what is stored is held here (when store)
 }
 
 func (pc *patchCache) lookup(rel string) (PatchInfo, error) {
@@ -324,7 +329,7 @@ func (pc *patchCache) lookup(rel string) (PatchInfo, error) {
 	sum := sha256.Sum256(b)
 	pi := PatchInfo{Found: true, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(b))}
 	if pc.store {
-		c, err := pc.ing.storePatch(pc.ctx, pc.ws, rel, b, sum[:])
+		c, err := pc.ing.storePatch(pc.ctx, pc.hold, pc.ws, rel, b, sum[:])
 		if err != nil {
 			return PatchInfo{}, err
 		}
@@ -334,9 +339,9 @@ func (pc *patchCache) lookup(rel string) (PatchInfo, error) {
 	return pi, nil
 }
 
-// storePatch stores patch bytes and their Patch record.
-func (ing *Ingester) storePatch(ctx context.Context, ws, rel string, b, sum []byte) (cid.Cid, error) {
-	fc, err := ing.Store.Add(ctx, bytes.NewReader(b), store.AddOptions{})
+// storePatch stores patch bytes and their Patch record, held in h.
+func (ing *Ingester) storePatch(ctx context.Context, h *store.Hold, ws, rel string, b, sum []byte) (cid.Cid, error) {
+	fc, err := h.Add(ctx, bytes.NewReader(b), store.AddOptions{})
 	if err != nil {
 		return cid.Undef, fmt.Errorf("store patch %s: %w", rel, err)
 	}
@@ -345,24 +350,24 @@ func (ing *Ingester) storePatch(ctx context.Context, ws, rel string, b, sum []by
 		files = FilesTouched(ch)
 	}
 	rec := &schemas.Patch{Bytes: fc, Sha256: sum, Size: int64(len(b)), Files: files, Workspace: ws, ProposalPath: rel}
-	return ing.putRecord(ctx, rec)
+	return ing.putRecord(ctx, h, rec)
 }
 
-func (ing *Ingester) putRecord(ctx context.Context, r schemas.Record) (cid.Cid, error) {
+// putRecord stores record r, held in h.
+func (ing *Ingester) putRecord(ctx context.Context, h *store.Hold, r schemas.Record) (cid.Cid, error) {
 	blk, err := schemas.EncodeBlock(r)
 	if err != nil {
 		return cid.Undef, err
 	}
-	unlock := ing.Store.GCLock()
-	defer unlock()
-	if err := ing.Store.Blockstore().Put(ctx, blk); err != nil {
+	if err := h.Put(ctx, blk); err != nil {
 		return cid.Undef, err
 	}
 	return blk.Cid(), nil
 }
 
-// extend ingests the lines after h (all lines when h is nil).
-func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+// extend ingests the lines after h (all lines when h is nil); what it
+// stores is held in hold.
+func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
 	var (
 		start, lines int64
 		tree         = NewTree()
@@ -379,7 +384,7 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		}
 	}
 	state := newDBState(ing.DB, ws)
-	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true}
+	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true, hold: hold}
 	ev := NewEvaluator(ing.Policy, state, pc.lookup)
 	r := NewReader(io.NewSectionReader(f, start, 1<<62), lines+1, start)
 	var (
@@ -433,7 +438,7 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		return ing.reevaluate(ctx, ws, h, ev, state, res)
 	}
 	end := r.Offset()
-	segment, err := ing.Store.Add(ctx, io.NewSectionReader(f, start, end-start), store.AddOptions{})
+	segment, err := hold.Add(ctx, io.NewSectionReader(f, start, end-start), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store audit log: %w", err)
 	}
@@ -444,7 +449,7 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		if err != nil {
 			return nil, err
 		}
-		if bytesC, err = ing.concat(ctx, prevBytes, h.Size, segment, end-start); err != nil {
+		if bytesC, err = ing.concat(ctx, hold, prevBytes, h.Size, segment, end-start); err != nil {
 			return nil, err
 		}
 		prev, err := cid.Decode(h.Snapshot)
@@ -455,7 +460,7 @@ func (ing *Ingester) extend(ctx context.Context, root, ws string, f *os.File, h 
 		res.Previous = &prev
 	}
 	snap.Bytes = bytesC
-	snapC, err := ing.putRecord(ctx, snap)
+	snapC, err := ing.putRecord(ctx, hold, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -532,8 +537,8 @@ const maxConcatLinks = 174
 // followed by those of b (bSize bytes). If a is a file node without inline
 // data and with room for another link, its children are reused (each is a
 // complete UnixFS subtree with its recorded size), so the DAG grows one
-// level per 174 ingests rather than one per ingest.
-func (ing *Ingester) concat(ctx context.Context, a cid.Cid, aSize int64, b cid.Cid, bSize int64) (cid.Cid, error) {
+// level per 174 ingests rather than one per ingest. The node is held in hold.
+func (ing *Ingester) concat(ctx context.Context, hold *store.Hold, a cid.Cid, aSize int64, b cid.Cid, bSize int64) (cid.Cid, error) {
 	bs := ing.Store.Blockstore()
 	type child struct {
 		c     cid.Cid
@@ -603,9 +608,7 @@ func (ing *Ingester) concat(ctx context.Context, a cid.Cid, aSize int64, b cid.C
 	if err != nil {
 		return cid.Undef, err
 	}
-	unlock := ing.Store.GCLock()
-	defer unlock()
-	if err := bs.Put(ctx, blk); err != nil {
+	if err := hold.Put(ctx, blk); err != nil {
 		return cid.Undef, err
 	}
 	return blk.Cid(), nil

@@ -75,7 +75,8 @@ func locate(old, cur io.Reader, oldLines int64) (int64, string, error) {
 }
 
 // refuse handles a file that does not continue the accepted snapshot h.
-func (ing *Ingester) refuse(ctx context.Context, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+// What it stores is held in hold.
+func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
 	accepted, err := cid.Decode(h.Snapshot)
 	if err != nil {
 		return nil, err
@@ -114,12 +115,12 @@ func (ing *Ingester) refuse(ctx context.Context, root, ws string, f *os.File, h 
 		hs.Write(l.Raw)
 		hs.Write([]byte{'\n'})
 	}
-	bc, err := ing.Store.Add(ctx, io.NewSectionReader(f, 0, r.Offset()), store.AddOptions{})
+	bc, err := hold.Add(ctx, io.NewSectionReader(f, 0, r.Offset()), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store refused audit log version: %w", err)
 	}
 	snap := &schemas.AuditLogSnapshot{Workspace: ws, Bytes: bc, Size: r.Offset(), Lines: r.Lines(), Root: tree.Root()}
-	sc, err := ing.putRecord(ctx, snap)
+	sc, err := ing.putRecord(ctx, hold, snap)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func (ing *Ingester) refuse(ctx context.Context, root, ws string, f *os.File, h 
 		fmt.Sprintf("line %d %s relative to the snapshot of %d lines (%s)", line, kind, h.Lines, accepted))
 	// The boundary verdict over the refused version: everything it shows,
 	// plus the rule 4 violation.
-	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true}
+	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true, hold: hold}
 	ev := NewEvaluator(ing.Policy, NewMemState(), pc.lookup)
 	rr := NewReader(io.NewSectionReader(f, 0, r.Offset()), 1, 0)
 	for {
