@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 	"os"
 	"strings"
@@ -29,13 +30,9 @@ type app struct {
 var a = &app{}
 
 // usageError marks errors in how the command was called (exit status 2).
-type usageError struct{ msg string }
+type usageError = cli.UsageError
 
-func (e *usageError) Error() string { return e.msg }
-
-func usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
-}
+func usagef(format string, args ...any) error { return cli.Usagef(format, args...) }
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
@@ -48,10 +45,10 @@ func newRoot() *cobra.Command {
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print results as JSON")
 	root.PersistentFlags().StringVar(&a.node, "node", "", "reach a (remote) daemon at this URL instead of the data dir: writes need --sign-key or $AGENTIX_STORE_TOKEN")
 	root.PersistentFlags().StringVar(&a.keyFile, "sign-key", "", "with --node: sign writes with this operator key (PEM), trusted by the node's trust policy")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	for _, add := range commands {
 		root.AddCommand(add())
 	}
+	cli.Setup(root)
 	return root
 }
 

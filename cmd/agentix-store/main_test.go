@@ -157,6 +157,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"add", "--chunker"},
 		{"car", "export", "--version", "3", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"},
 		{"block", "put", "--codec", "nope", "-"},
+		{"config", "bogus"},
+		{"config"},
+		{"log", "bogus"},
+		{"closure", "bogus", "x"},
+		{"bogus"},
 	} {
 		r := run(t, dir, []byte("x"), args...)
 		if r.code != 2 {

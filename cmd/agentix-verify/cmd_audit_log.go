@@ -52,7 +52,7 @@ Exit status: 0 the boundary held; 1 it was violated; 2 usage; 3 could not
 check.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return &usageError{msg: fmt.Sprintf("audit-log: want 1 argument (WORKSPACE), got %d", len(args))}
+				return &usageError{Msg: fmt.Sprintf("audit-log: want 1 argument (WORKSPACE), got %d", len(args))}
 			}
 			return nil
 		},
@@ -61,7 +61,7 @@ check.`,
 			if boundaryPath != "" {
 				var err error
 				if pol, err = audit.LoadPolicy(boundaryPath); err != nil {
-					return &usageError{msg: err.Error()}
+					return &usageError{Msg: err.Error()}
 				}
 			}
 			files := append(append(append([]string{}, attFiles...), snapFiles...), approvalFiles...)
@@ -69,17 +69,17 @@ check.`,
 			if trustPath != "" {
 				var err error
 				if tp, err = attest.LoadPolicy(trustPath); err != nil {
-					return &usageError{msg: err.Error()}
+					return &usageError{Msg: err.Error()}
 				}
 				if pol, err = audit.WithTrustPolicy(pol, tp); err != nil {
-					return &usageError{msg: err.Error()}
+					return &usageError{Msg: err.Error()}
 				}
 			}
 			if pol == nil {
 				pol = &audit.Policy{}
 			}
 			if tp == nil && (!pol.SingleOperator() || len(files) > 0) {
-				return &usageError{msg: "audit-log: approvers and attestations need --trust-policy (the keys that must have signed them)"}
+				return &usageError{Msg: "audit-log: approvers and attestations need --trust-policy (the keys that must have signed them)"}
 			}
 			var in audit.Inputs
 			if len(files) > 0 {
@@ -213,7 +213,7 @@ func loadAttestations(files []string, tp *attest.Policy) (audit.Inputs, error) {
 			}
 			rcs = append(rcs, rc{id, p.Applies})
 		default:
-			return in, &usageError{msg: fmt.Sprintf("%s: a %s attestation says nothing about an audit log", f, st.PredicateType)}
+			return in, &usageError{Msg: fmt.Sprintf("%s: a %s attestation says nothing about an audit log", f, st.PredicateType)}
 		}
 	}
 	for _, r := range rcs {

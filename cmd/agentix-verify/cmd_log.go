@@ -37,7 +37,7 @@ recomputes the root from the entries.`,
 			o.State = st
 			src, err := verify.OpenLogSource(args[0], httpClient)
 			if err != nil {
-				return &usageError{msg: err.Error()}
+				return &usageError{Msg: err.Error()}
 			}
 			r, _ := verify.CheckLog(cmd.Context(), src, p, args[0], o)
 			return emit(cmd, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,7 +16,7 @@ import (
 const (
 	exitOK        = 0
 	exitFailed    = 1
-	exitUsage     = 2
+	exitUsage     = cli.ExitUsage
 	exitUncertain = 3
 )
 
@@ -25,9 +26,7 @@ type verifyFailed struct{ msg string }
 func (e *verifyFailed) Error() string { return e.msg }
 
 // usageError marks errors in how the command was called.
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
+type usageError = cli.UsageError
 
 type app struct {
 	json   bool
@@ -50,10 +49,10 @@ func newRoot() *cobra.Command {
 	}
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print the report as JSON")
 	root.PersistentFlags().StringVar(&a.state, "state", "", "auditor state directory (default $AGENTIX_VERIFY_STATE, else $XDG_STATE_HOME/agentix-verify, else ~/.local/state/agentix-verify)")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	for _, f := range commands {
 		root.AddCommand(f())
 	}
+	cli.Setup(root)
 	return root
 }
 

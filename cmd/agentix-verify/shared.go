@@ -16,11 +16,11 @@ import (
 // loadPolicy reads --policy (a usage error when missing or invalid).
 func loadPolicy(cmd string) (*attest.Policy, error) {
 	if a.policy == "" {
-		return nil, &usageError{msg: cmd + ": --policy TRUST is required"}
+		return nil, &usageError{Msg: cmd + ": --policy TRUST is required"}
 	}
 	p, err := attest.LoadPolicy(a.policy)
 	if err != nil {
-		return nil, &usageError{msg: err.Error()}
+		return nil, &usageError{Msg: err.Error()}
 	}
 	return p, nil
 }
@@ -63,7 +63,7 @@ func emit(c *cobra.Command, r *verify.Report) error {
 func oneArg(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != 1 {
-			return &usageError{msg: fmt.Sprintf("%s: want 1 argument (%s), got %d", cmd.Name(), name, len(args))}
+			return &usageError{Msg: fmt.Sprintf("%s: want 1 argument (%s), got %d", cmd.Name(), name, len(args))}
 		}
 		return nil
 	}

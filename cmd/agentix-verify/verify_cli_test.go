@@ -66,6 +66,8 @@ func TestCLIExitCodes(t *testing.T) {
 		{[]string{"bundle", badf, "--policy", polf}, 1, "inclusion-proof"},
 		{[]string{"--json", "bundle", badf, "--policy", polf}, 1, `"reason": "inclusion-proof"`},
 		{[]string{"bundle", goodf}, 2, ""},
+		{[]string{"bogus"}, 2, ""},
+		{[]string{}, 2, ""},
 		{[]string{"log", "http://127.0.0.1:1/log/", "--policy", polf, "--state", state}, 3, "NOT CHECKED"},
 	}
 	for _, c := range cases {
