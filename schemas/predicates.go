@@ -27,6 +27,10 @@ const (
 	PredicateApproval      = PredicateTypePrefix + "approval/v1"
 	PredicateApply         = PredicateTypePrefix + "apply/v1"
 	PredicateRunningConfig = PredicateTypePrefix + "running-config/v1"
+	// PredicateRunningConfigV2 adds the configuration chain: the source
+	// state, what it extends, the applies since then and the evaluated
+	// toplevel.
+	PredicateRunningConfigV2 = PredicateTypePrefix + "running-config/v2"
 )
 
 // ErrUnknownPredicate is returned for a predicate type that has no schema
@@ -54,11 +58,12 @@ var predicateFS embed.FS
 
 // predicateFiles maps each predicate type to its schema file.
 var predicateFiles = map[string]string{
-	PredicateAuditLog:      "predicates/audit-log.v1.schema.json",
-	PredicateProposal:      "predicates/proposal.v1.schema.json",
-	PredicateApproval:      "predicates/approval.v1.schema.json",
-	PredicateApply:         "predicates/apply.v1.schema.json",
-	PredicateRunningConfig: "predicates/running-config.v1.schema.json",
+	PredicateAuditLog:        "predicates/audit-log.v1.schema.json",
+	PredicateProposal:        "predicates/proposal.v1.schema.json",
+	PredicateApproval:        "predicates/approval.v1.schema.json",
+	PredicateApply:           "predicates/apply.v1.schema.json",
+	PredicateRunningConfig:   "predicates/running-config.v1.schema.json",
+	PredicateRunningConfigV2: "predicates/running-config.v2.schema.json",
 }
 
 const defsFile = "predicates/defs.schema.json"

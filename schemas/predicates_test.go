@@ -14,6 +14,9 @@ const (
 func TestValidatePredicate(t *testing.T) {
 	patch := `{"cid":"` + testCID + `","sha256":"` + testHash + `"}`
 	line := `{"snapshot":"` + testCID + `","line":3}`
+	clo := `{"cid":"` + testCID + `","rootStorePath":"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system","narHash":"sha256-AAAA"}`
+	src := `{"narHash":"sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=","rev":"0123456789abcdef0123456789abcdef01234567","nar":"` + testCID + `"}`
+	top := `{"attr":"nixosConfigurations.n.config.system.build.toplevel","drvPath":"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system.drv","outPath":"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system"}`
 	for _, tc := range []struct {
 		name, typ, json string
 		want            error
@@ -31,6 +34,14 @@ func TestValidatePredicate(t *testing.T) {
 		{"apply without approval", PredicateApply, `{"workspace":"/w","patch":` + patch + `,"auditLine":` + line + `}`, ErrSchema, ""},
 		{"running-config ok", PredicateRunningConfig, `{"closure":{"cid":"` + testCID + `","rootStorePath":"/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system","narHash":"sha256-AAAA"},"applies":["` + testCID + `"]}`, nil, ""},
 		{"running-config bad store path", PredicateRunningConfig, `{"closure":{"cid":"` + testCID + `","rootStorePath":"/tmp/x","narHash":"sha256-AAAA"},"applies":[]}`, ErrSchema, "/closure/rootStorePath"},
+		{"running-config/v2 ok", PredicateRunningConfigV2, `{"closure":` + clo + `,"configuration":{"workspace":"/w","source":` + src + `,"extends":{"genesis":` + src + `},"applies":[],"toplevel":` + top + `},"generation":3}`, nil, ""},
+		{"running-config/v2 extends ok", PredicateRunningConfigV2, `{"closure":` + clo + `,"configuration":{"workspace":"/w","source":` + src + `,"extends":{"runningConfig":"` + testCID + `"},"applies":["` + testCID + `"],"toplevel":` + top + `,"drift":["modules/x.nix"]}}`, nil, ""},
+		{"running-config/v2 rollback ok", PredicateRunningConfigV2, `{"closure":` + clo + `,"configuration":{"workspace":"/w","source":` + src + `,"extends":{"runningConfig":"` + testCID + `","rollbackTo":"` + testCID + `"},"applies":[],"toplevel":` + top + `}}`, nil, ""},
+		{"running-config/v2 unproven ok", PredicateRunningConfigV2, `{"closure":` + clo + `,"unproven":"no workspace configured"}`, nil, ""},
+		{"running-config/v2 neither", PredicateRunningConfigV2, `{"closure":` + clo + `}`, ErrSchema, ""},
+		{"running-config/v2 both", PredicateRunningConfigV2, `{"closure":` + clo + `,"unproven":"x","configuration":{"workspace":"/w","source":` + src + `,"extends":{"genesis":` + src + `},"applies":[],"toplevel":` + top + `}}`, ErrSchema, ""},
+		{"running-config/v2 genesis and previous", PredicateRunningConfigV2, `{"closure":` + clo + `,"configuration":{"workspace":"/w","source":` + src + `,"extends":{"genesis":` + src + `,"runningConfig":"` + testCID + `"},"applies":[],"toplevel":` + top + `}}`, ErrSchema, "/configuration/extends"},
+		{"running-config/v2 bad nar hash", PredicateRunningConfigV2, `{"closure":` + clo + `,"configuration":{"workspace":"/w","source":{"narHash":"sha256:abc","nar":"` + testCID + `"},"extends":{"runningConfig":"` + testCID + `"},"applies":[],"toplevel":` + top + `}}`, ErrSchema, "/configuration/source/narHash"},
 		{"not json", PredicateApproval, `{"patch":`, ErrSchema, "not JSON"},
 		{"unknown under prefix", PredicateTypePrefix + "merge/v1", `{}`, ErrUnknownPredicate, "merge/v1"},
 		{"foreign", "https://slsa.dev/provenance/v1", `{}`, ErrUnknownPredicate, "slsa"},
@@ -54,8 +65,8 @@ func TestValidatePredicate(t *testing.T) {
 }
 
 func TestPredicateSchemasEmbedded(t *testing.T) {
-	if got := len(PredicateTypes()); got != 5 {
-		t.Fatalf("%d predicate types, want 5", got)
+	if got := len(PredicateTypes()); got != 6 {
+		t.Fatalf("%d predicate types, want 6", got)
 	}
 	for _, typ := range PredicateTypes() {
 		b, err := PredicateSchema(typ)
