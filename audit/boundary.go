@@ -47,6 +47,7 @@ var (
 	ErrAgentFlag        = errors.New("agent-run event sets a forbidden flag")
 	ErrDeniedApplied    = errors.New("policy-denied request was later applied")
 	ErrUnparseable      = errors.New("audit line is unparseable")
+	ErrOutsideWorkspace = errors.New("path leads out of the workspace")
 	ErrNotAppendOnly    = errors.New("audit log is not a continuation of the snapshot ingested before")
 	ErrClosureBadApply  = errors.New("running closure links to an apply that breaks rule 1 or 2")
 	ErrClosureUnknown   = errors.New("running closure links to an unknown apply")
@@ -95,7 +96,7 @@ func newViolation(r Rule, line int64, patch string, reason error, detail string)
 
 // reasonByMessage restores Reason of a violation decoded from JSON.
 var reasons = []error{ErrNoProposal, ErrSourceModified, ErrPatchChanged, ErrPatchMissing, ErrPatchUnnamed,
-	ErrNoApproval, ErrApprovalLate, ErrAgentFlag, ErrDeniedApplied, ErrUnparseable, ErrNotAppendOnly,
+	ErrNoApproval, ErrApprovalLate, ErrAgentFlag, ErrDeniedApplied, ErrUnparseable, ErrAmbiguousKey, ErrOutsideWorkspace, ErrNotAppendOnly,
 	ErrClosureBadApply, ErrClosureUnknown}
 
 func (v *Violation) restoreReason() {
@@ -229,41 +230,56 @@ func NewEvaluator(p *Policy, state State, lookup PatchLookup) *Evaluator {
 }
 
 // Add evaluates one line. Lines must be added in order, each once.
+//
+// A line with a duplicate or case-variant key is a rule 3 violation
+// whatever the policy. Any line that is a JSON object has its forbidden
+// agent flags checked, even when another of its keys is missing or of the
+// wrong type; then an unparseable line is a finding, or a rule 3
+// violation under DenyUnparseableLines.
 func (ev *Evaluator) Add(l *Line) error {
+	if errors.Is(l.Err, ErrAmbiguousKey) {
+		var le *LineError
+		detail := l.Err.Error()
+		if errors.As(l.Err, &le) {
+			detail = le.Msg
+		}
+		return ev.state.AddViolation(newViolation(RuleSandbox, l.Number, "", ErrAmbiguousKey, detail))
+	}
+	e := &l.Entry
+	for _, m := range e.members {
+		if k, ok := caseVariant(m.name, ev.flags); ok {
+			return ev.state.AddViolation(newViolation(RuleSandbox, l.Number, "", ErrAmbiguousKey,
+				fmt.Sprintf("key %q is a case variant of the forbidden flag %q", m.name, k)))
+		}
+	}
+	if !ev.human[e.Action] {
+		var set []string
+		for _, f := range ev.flags {
+			v, ok := e.Member(f)
+			switch {
+			case !ok || string(v) == "false":
+			case string(v) == "true":
+				set = append(set, f+": true")
+			default:
+				set = append(set, fmt.Sprintf("%s: %s (a forbidden flag must be false or absent)", f, brief(v)))
+			}
+		}
+		if len(set) > 0 {
+			what := e.Action + " event"
+			if e.Action == "" {
+				what = "event without a string action"
+			}
+			if err := ev.state.AddViolation(newViolation(RuleSandbox, l.Number, "", ErrAgentFlag,
+				fmt.Sprintf("%s has %s", what, strings.Join(set, ", ")))); err != nil {
+				return err
+			}
+		}
+	}
 	if l.Err != nil {
 		if ev.policy.DenyUnparseableLines {
 			return ev.state.AddViolation(newViolation(RuleSandbox, l.Number, "", ErrUnparseable, l.Err.Error()))
 		}
 		return ev.state.AddFinding(Finding{Line: l.Number, Message: l.Err.Error()})
-	}
-	e := &l.Entry
-	if !ev.human[e.Action] {
-		var set []string
-		for i, f := range ev.flags {
-			var v *bool
-			switch i {
-			case 0:
-				v = e.SourceModified
-			case 1:
-				v = e.SwitchedSystem
-			case 2:
-				v = e.RequiresSudo
-			default:
-				if Flag(l.Raw, f) {
-					t := true
-					v = &t
-				}
-			}
-			if v != nil && *v {
-				set = append(set, f+": true")
-			}
-		}
-		if len(set) > 0 {
-			if err := ev.state.AddViolation(newViolation(RuleSandbox, l.Number, "", ErrAgentFlag,
-				fmt.Sprintf("%s event has %s", e.Action, strings.Join(set, ", ")))); err != nil {
-				return err
-			}
-		}
 	}
 	switch {
 	case e.Action == ActionPropose && e.Result == ResultPolicyDenied && e.Request != nil:
@@ -287,9 +303,13 @@ func (ev *Evaluator) addProposal(l *Line) error {
 	e := &l.Entry
 	rel, ok := ResolvePath(*e.ProposalSaved)
 	if !ok {
+		if rel, out := outsidePath(*e.ProposalSaved); out {
+			return ev.state.AddViolation(newViolation(RuleProposal, l.Number, rel, ErrOutsideWorkspace,
+				fmt.Sprintf("proposal_saved %q resolves to %s", *e.ProposalSaved, rel)))
+		}
 		return ev.state.AddFinding(Finding{Line: l.Number, Message: fmt.Sprintf("proposal_saved %q is not under %s/", *e.ProposalSaved, AgentixDir)})
 	}
-	pi, err := ev.lookup(rel)
+	pi, escaped, err := ev.lookupIn(l.Number, rel, "proposal_saved")
 	if err != nil {
 		return err
 	}
@@ -299,7 +319,7 @@ func (ev *Evaluator) addProposal(l *Line) error {
 		// Absent source_modified cannot show the run was sandboxed.
 		rec.SourceModified = true
 	}
-	if !pi.Found {
+	if !pi.Found && !escaped {
 		if ev.policy.DenyMissingPatches {
 			if err := ev.state.AddViolation(newViolation(RuleProposal, l.Number, rel, ErrPatchMissing, "proposal_saved names it")); err != nil {
 				return err
@@ -311,6 +331,19 @@ func (ev *Evaluator) addProposal(l *Line) error {
 	return ev.state.PutProposal(rec)
 }
 
+// lookupIn looks up the patch rel that line names (under key). A patch
+// whose reading would leave the workspace is a rule 1 violation at the
+// line naming the path, and counts as not found.
+func (ev *Evaluator) lookupIn(line int64, rel, key string) (PatchInfo, bool, error) {
+	pi, err := ev.lookup(rel)
+	var oe *OutsideError
+	if errors.As(err, &oe) {
+		return PatchInfo{}, true, ev.state.AddViolation(newViolation(RuleProposal, line, rel, ErrOutsideWorkspace,
+			fmt.Sprintf("%s names %s; not read", key, oe.Error())))
+	}
+	return pi, false, err
+}
+
 func (ev *Evaluator) addApply(l *Line) error {
 	e := &l.Entry
 	if e.Patch == nil {
@@ -318,9 +351,13 @@ func (ev *Evaluator) addApply(l *Line) error {
 	}
 	rel, ok := ResolvePath(*e.Patch)
 	if !ok {
+		if rel, out := outsidePath(*e.Patch); out {
+			return ev.state.AddViolation(newViolation(RuleProposal, l.Number, rel, ErrOutsideWorkspace,
+				fmt.Sprintf("patch %q resolves to %s", *e.Patch, rel)))
+		}
 		return ev.state.AddViolation(newViolation(RuleProposal, l.Number, "", ErrPatchUnnamed, fmt.Sprintf("patch %q is not under %s/", *e.Patch, AgentixDir)))
 	}
-	pi, err := ev.lookup(rel)
+	pi, escaped, err := ev.lookupIn(l.Number, rel, "patch")
 	if err != nil {
 		return err
 	}
@@ -331,6 +368,8 @@ func (ev *Evaluator) addApply(l *Line) error {
 	}
 	var v *Violation
 	switch {
+	case escaped:
+		// Already reported at this line (lookupIn).
 	case !found:
 		x := newViolation(RuleProposal, l.Number, rel, ErrNoProposal, "")
 		v = &x
@@ -350,7 +389,7 @@ func (ev *Evaluator) addApply(l *Line) error {
 	if found {
 		a.Proposal, a.ProposalH = prop.Line, prop.Patch.SHA256
 	}
-	a.Rule1 = v == nil
+	a.Rule1 = v == nil && !escaped
 	if v != nil {
 		if err := ev.state.AddViolation(*v); err != nil {
 			return err

@@ -19,8 +19,16 @@ var (
 	// type (for example "source_modified": "no"), or the timestamp is not
 	// ISO-8601.
 	ErrBadValue = errors.New("line has a key of the wrong type")
-	// ErrLineTooLong: a line exceeds MaxLineSize. Reading stops there.
+	// ErrLineTooLong: a line exceeds MaxLineSize. Its bytes are kept and
+	// reading goes on with the next line.
 	ErrLineTooLong = errors.New("line too long")
+	// ErrAmbiguousKey: the line names a member twice (at any depth, after
+	// unescaping), or has a key that equals a key the boundary reads
+	// case-insensitively but not exactly ("SOURCE_MODIFIED"). Readers
+	// disagree on such a line (Go's encoding/json folds case and keeps the
+	// last duplicate, Python keeps the exact key), so nobody can tell what
+	// the agent meant: always a rule 3 violation.
+	ErrAmbiguousKey = errors.New("line has a duplicate or case-variant key")
 )
 
 // LineError says why line Line (1-based) could not be parsed. The line's

@@ -240,10 +240,16 @@ func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (
 		}
 		ws = abs
 	}
-	path := filepath.Join(root, filepath.FromSlash(AuditLogPath))
-	f, err := os.Open(path)
+	// Every read of the workspace goes through wr and stays inside it,
+	// symlinks included.
+	wr, err := os.OpenRoot(root)
 	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	defer wr.Close()
+	f, err := openAuditLog(wr)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
@@ -264,10 +270,10 @@ func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (
 			return nil, err
 		}
 		if !ok {
-			return ing.refuse(ctx, hold, root, ws, f, head)
+			return ing.refuse(ctx, hold, wr, ws, f, head)
 		}
 	}
-	return ing.extend(ctx, hold, root, ws, f, head)
+	return ing.extend(ctx, hold, wr, ws, f, head)
 }
 
 // continues reports whether the file (of size size) extends the accepted
@@ -279,11 +285,12 @@ func (ing *Ingester) continues(f *os.File, size int64, h *headState, full bool) 
 	if h.Size == 0 {
 		return true, nil
 	}
-	tail := make([]byte, h.Size-h.LastLineOff)
-	if _, err := f.ReadAt(tail, h.LastLineOff); err != nil {
+	// The last line may be long: hash it as it streams.
+	tail := sha256.New()
+	if _, err := io.Copy(tail, io.NewSectionReader(f, h.LastLineOff, h.Size-h.LastLineOff)); err != nil {
 		return false, fmt.Errorf("audit log: %w", err)
 	}
-	if s := sha256.Sum256(tail); !bytes.Equal(s[:], h.LastLineSHA) {
+	if !bytes.Equal(tail.Sum(nil), h.LastLineSHA) {
 		return false, nil
 	}
 	if full {
@@ -307,7 +314,7 @@ func (ing *Ingester) continues(f *os.File, size int64, h *headState, full bool) 
 type patchCache struct {
 	ing   *Ingester
 	ctx   context.Context
-	root  string
+	root  *os.Root
 	ws    string
 	seen  map[string]PatchInfo
 	store bool
@@ -367,7 +374,7 @@ func (ing *Ingester) putRecord(ctx context.Context, h *store.Hold, r schemas.Rec
 
 // extend ingests the lines after h (all lines when h is nil); what it
 // stores is held in hold.
-func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState) (*IngestResult, error) {
 	var (
 		start, lines int64
 		tree         = NewTree()
@@ -388,15 +395,10 @@ func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root, ws stri
 	ev := NewEvaluator(ing.Policy, state, pc.lookup)
 	r := NewReader(io.NewSectionReader(f, start, 1<<62), lines+1, start)
 	var (
-		lastOff   int64 = -1
-		lastSHA   []byte
 		newProps  []ProposalRec
 		newApply  []int64
 		newLineCt int64
 	)
-	if h != nil {
-		lastOff, lastSHA = h.LastLineOff, h.LastLineSHA
-	}
 	for {
 		l, err := r.Next()
 		if err == io.EOF {
@@ -408,14 +410,7 @@ func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root, ws stri
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		tree.Append(l.Raw)
-		prefix.Write(l.Raw)
-		prefix.Write([]byte{'\n'})
-		lastOff = l.Offset
-		s := sha256.New()
-		s.Write(l.Raw)
-		s.Write([]byte{'\n'})
-		lastSHA = s.Sum(nil)
+		tree.AppendLeafHash(l.Leaf)
 		if err := ev.Add(&l); err != nil {
 			return nil, err
 		}
@@ -433,15 +428,30 @@ func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root, ws stri
 		}
 		newLineCt++
 	}
-	res := &IngestResult{Workspace: ws, Pending: len(r.Pending())}
+	res := &IngestResult{Workspace: ws, Pending: int(r.PendingSize())}
 	if newLineCt == 0 && h != nil {
 		return ing.reevaluate(ctx, ws, h, ev, state, res)
 	}
 	end := r.Offset()
-	segment, err := hold.Add(ctx, io.NewSectionReader(f, start, end-start), store.AddOptions{})
+	// The bytes are read a second time to be stored; the prefix hash and
+	// the last line's hash come from that same stream, and its lines must
+	// hash to the tree just evaluated: what is stored is what was checked.
+	stored := NewTree()
+	if h != nil {
+		if stored, err = LoadTree(uint64(h.Lines), h.Hashes); err != nil {
+			return nil, err
+		}
+	}
+	lh := newLineHasher(stored, start)
+	segment, err := hold.Add(ctx, io.TeeReader(io.NewSectionReader(f, start, end-start), io.MultiWriter(prefix, lh)), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store audit log: %w", err)
 	}
+	if lh.completed != newLineCt || !bytes.Equal(stored.Root(), tree.Root()) {
+		return nil, fmt.Errorf("audit log of %s changed while it was ingested (lines %d to %d read differently the second time); nothing accepted, ingest again",
+			ws, lines+1, r.Lines())
+	}
+	lastOff, lastSHA := lh.lastOff, lh.lastSHA
 	bytesC := segment
 	snap := &schemas.AuditLogSnapshot{Workspace: ws, Size: end, Lines: r.Lines(), Root: tree.Root()}
 	if h != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"strings"
@@ -73,7 +74,8 @@ func TestReaderCases(t *testing.T) {
 		{"no result", `{"action": "x", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n", 1, "", map[int]error{1: ErrMissingKey}},
 		{"empty result ok", `{"action": "x", "result": "", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n", 1, "", nil},
 		{"bad timestamp", `{"action": "x", "result": "ok", "timestamp": "yesterday"}` + "\n", 1, "", map[int]error{1: ErrBadValue}},
-		{"wrong type", `{"action": "apply", "result": "ok", "source_modified": "no", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n", 1, "", map[int]error{1: ErrBadValue}},
+		{"wrong type", `{"action": "apply", "goal": 5, "result": "ok", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n", 1, "", map[int]error{1: ErrBadValue}},
+		{"flag of the wrong type is the evaluator's", `{"action": "apply", "result": "ok", "source_modified": "no", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n", 1, "", nil},
 		{"unknown keys and action", `{"action": "teleport", "flux": [1,{"a":null}], "result": "maybe", "timestamp": "2026-11-25T16:58:34.1+00:00"}` + "\n", 1, "", nil},
 		{"long line", long + "\n" + "x\n", 2, "", map[int]error{2: ErrNotJSON}},
 		{"crlf is part of the line", "{\"action\": \"x\", \"result\": \"ok\", \"timestamp\": \"2026-11-25T16:58:34+00:00\"}\r\n", 1, "", nil},
@@ -106,11 +108,30 @@ func TestReaderCases(t *testing.T) {
 	}
 }
 
+// TestReaderLineTooLong: an over-long line is returned with ErrLineTooLong,
+// its size and leaf hash those of the whole line, and reading goes on.
 func TestReaderLineTooLong(t *testing.T) {
-	r := NewReader(strings.NewReader(strings.Repeat("x", MaxLineSize+(2<<20))+"\n"), 1, 0)
-	_, err := r.Next()
-	if !errors.Is(err, ErrLineTooLong) {
-		t.Fatalf("err = %v, want ErrLineTooLong", err)
+	for _, size := range []int{MaxLineSize + 1, MaxLineSize + (2 << 20)} {
+		long := strings.Repeat("x", size)
+		in := long + "\n" + `{"action": "x", "result": "ok", "timestamp": "2026-11-25T16:58:34+00:00"}` + "\n" + long
+		r := NewReader(strings.NewReader(in), 1, 0)
+		l, err := r.Next()
+		if err != nil || !errors.Is(l.Err, ErrLineTooLong) || l.Size != int64(size) || len(l.Raw) != MaxLineSize ||
+			!bytes.Equal(l.Leaf, LeafHash([]byte(long))) || !strings.Contains(l.Err.Error(), "line 1") {
+			t.Fatalf("size %d: line %d size %d raw %d, err %v / %v", size, l.Number, l.Size, len(l.Raw), l.Err, err)
+		}
+		l, err = r.Next()
+		if err != nil || l.Err != nil || l.Number != 2 || l.Offset != int64(size+1) {
+			t.Fatalf("size %d: line after the long one: %+v %v", size, l, err)
+		}
+		if _, err := r.Next(); err != io.EOF || r.PendingSize() != int64(size) || len(r.Pending()) != MaxLineSize {
+			t.Fatalf("size %d: pending %d (%d kept), %v", size, r.PendingSize(), len(r.Pending()), err)
+		}
+	}
+	// At the limit exactly the line is parsed.
+	r := NewReader(strings.NewReader(strings.Repeat(" ", MaxLineSize)+"\n"), 1, 0)
+	if l, err := r.Next(); err != nil || errors.Is(l.Err, ErrLineTooLong) || l.Size != MaxLineSize {
+		t.Fatalf("line of MaxLineSize bytes: %v %v", l.Err, err)
 	}
 }
 

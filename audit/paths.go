@@ -39,3 +39,16 @@ func ResolvePath(p string) (rel string, ok bool) {
 	}
 	return rel, true
 }
+
+// outsidePath reports whether p, taken as ResolvePath takes it, leads out
+// of the workspace (its ".." components climb above the workspace root),
+// and returns the resolved workspace-relative path.
+func outsidePath(p string) (string, bool) {
+	p = strings.ReplaceAll(p, "\\", "/")
+	i := strings.LastIndex("/"+p, "/"+AgentixDir+"/")
+	if i < 0 {
+		return "", false
+	}
+	rel := path.Clean(p[i:])
+	return rel, rel == ".." || strings.HasPrefix(rel, "../")
+}

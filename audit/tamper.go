@@ -33,7 +33,8 @@ func locate(old, cur io.Reader, oldLines int64) (int64, string, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return bytes.Clone(l.Raw), true, nil
+		// Lines are compared by leaf hash: an over-long line is not kept.
+		return l.Leaf, true, nil
 	}
 	for n := int64(1); n <= oldLines; n++ {
 		o, ok, err := next(ro)
@@ -76,7 +77,7 @@ func locate(old, cur io.Reader, oldLines int64) (int64, string, error) {
 
 // refuse handles a file that does not continue the accepted snapshot h.
 // What it stores is held in hold.
-func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState) (*IngestResult, error) {
 	accepted, err := cid.Decode(h.Snapshot)
 	if err != nil {
 		return nil, err
@@ -111,11 +112,9 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root, ws stri
 		if err != nil {
 			return nil, err
 		}
-		tree.Append(l.Raw)
-		hs.Write(l.Raw)
-		hs.Write([]byte{'\n'})
+		tree.AppendLeafHash(l.Leaf)
 	}
-	bc, err := hold.Add(ctx, io.NewSectionReader(f, 0, r.Offset()), store.AddOptions{})
+	bc, err := hold.Add(ctx, io.TeeReader(io.NewSectionReader(f, 0, r.Offset()), hs), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store refused audit log version: %w", err)
 	}
@@ -155,7 +154,7 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root, ws stri
 		return nil, err
 	}
 	res := &IngestResult{Workspace: ws, Snapshot: sc, Bytes: bc, Lines: r.Lines(), Size: r.Offset(),
-		Root: hex.EncodeToString(tree.Root()), Boundary: bres, Evidence: &evd, Pending: len(r.Pending())}
+		Root: hex.EncodeToString(tree.Root()), Boundary: bres, Evidence: &evd, Pending: int(r.PendingSize())}
 	if ing.Attester != nil {
 		id, err := ing.attestLog(ctx, ws, sc, snap, hs.Sum(nil), bres)
 		if err != nil {

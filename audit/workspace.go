@@ -13,10 +13,23 @@ import (
 )
 
 // FileLookup returns a PatchLookup reading patches from the workspace at
-// root, hashing their bytes. It stores nothing.
+// root, hashing their bytes. It stores nothing. Reads stay inside the
+// workspace (see readPatch).
 func FileLookup(root string) PatchLookup {
 	return func(rel string) (PatchInfo, error) {
-		b, err := readPatch(root, rel)
+		r, err := os.OpenRoot(root)
+		if err != nil {
+			return PatchInfo{}, fmt.Errorf("workspace: %w", err)
+		}
+		defer r.Close()
+		return rootLookup(r)(rel)
+	}
+}
+
+// rootLookup is FileLookup over an open workspace root.
+func rootLookup(r *os.Root) PatchLookup {
+	return func(rel string) (PatchInfo, error) {
+		b, err := readPatch(r, rel)
 		if errors.Is(err, fs.ErrNotExist) {
 			return PatchInfo{}, nil
 		}
@@ -28,21 +41,87 @@ func FileLookup(root string) PatchLookup {
 	}
 }
 
-// readPatch reads the workspace-relative file rel under root, refusing
-// anything that is not a regular file.
-func readPatch(root, rel string) ([]byte, error) {
-	p := filepath.Join(root, filepath.FromSlash(rel))
-	fi, err := os.Lstat(p)
+// OutsideError says that reading Path (workspace-relative, as the audit log
+// or Agentix's layout names it) would leave the workspace, through a
+// symlink or "..". It matches ErrOutsideWorkspace.
+type OutsideError struct {
+	Path string
+	Err  error // what os.Root said, if anything
+}
+
+func (e *OutsideError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("%s: %v", e.Path, ErrOutsideWorkspace)
+	}
+	return fmt.Sprintf("%s: %v (%v)", e.Path, ErrOutsideWorkspace, e.Err)
+}
+
+func (e *OutsideError) Is(target error) bool { return target == ErrOutsideWorkspace }
+
+// escapes reports whether err is os.Root refusing a path that leads out of
+// the root (its error is not exported; TestWorkspaceEscapes would notice a
+// change of its text).
+func escapes(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent"
+}
+
+// openIn opens the workspace-relative file rel under r, refusing anything
+// that leaves the workspace (*OutsideError) or is not a regular file
+// (fs.ErrNotExist).
+func openIn(r *os.Root, rel string) (*os.File, error) {
+	f, err := r.Open(filepath.FromSlash(rel))
+	if escapes(err) {
+		return nil, &OutsideError{Path: rel, Err: err}
+	}
 	if err != nil {
 		return nil, err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file: %w", rel, fs.ErrNotExist)
 	}
-	if fi.Size() > MaxPatchSize {
-		return nil, fmt.Errorf("%s: %d bytes, limit %d", p, fi.Size(), MaxPatchSize)
+	return f, nil
+}
+
+// readPatch reads the workspace-relative file rel under r: a regular file
+// of at most MaxPatchSize bytes inside the workspace.
+func readPatch(r *os.Root, rel string) ([]byte, error) {
+	f, err := openIn(r, rel)
+	if err != nil {
+		return nil, err
 	}
-	return os.ReadFile(p)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxPatchSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rel, err)
+	}
+	if len(b) > MaxPatchSize {
+		return nil, fmt.Errorf("%s: more than %d bytes", rel, MaxPatchSize)
+	}
+	return b, nil
+}
+
+// openAuditLog opens the workspace's audit log through r. A log that leads
+// out of the workspace is a *Violation (rule 3, ErrOutsideWorkspace, naming
+// the path): what is not the workspace's cannot show the workspace kept the
+// boundary, and nothing of it is read.
+func openAuditLog(r *os.Root) (*os.File, error) {
+	f, err := openIn(r, AuditLogPath)
+	var oe *OutsideError
+	if errors.As(err, &oe) {
+		v := newViolation(RuleSandbox, 0, "", ErrOutsideWorkspace, oe.Error())
+		return nil, &v
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	return f, nil
 }
 
 // AttestedSnapshot is an earlier snapshot of the log, as an audit-log/v1
@@ -87,13 +166,27 @@ type CheckReport struct {
 // attested root at N lines to the root recomputed over the current N' ≥ N
 // lines verifies; in.AppendOnly adds violations found elsewhere.
 func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
-	path := filepath.Join(root, filepath.FromSlash(AuditLogPath))
-	f, err := os.Open(path)
+	wr, err := os.OpenRoot(root)
 	if err != nil {
-		return nil, fmt.Errorf("audit log: %w", err)
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	defer wr.Close()
+	f, err := openAuditLog(wr)
+	var esc *Violation
+	if errors.As(err, &esc) {
+		st := NewMemState()
+		st.AddViolation(*esc)
+		res, err := NewEvaluator(p, st, nil).Result(0, in)
+		if err != nil {
+			return nil, err
+		}
+		return &CheckReport{Workspace: root, Root: hex.EncodeToString(NewTree().Root()), Result: res}, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
-	ev := NewEvaluator(p, NewMemState(), FileLookup(root))
+	ev := NewEvaluator(p, NewMemState(), rootLookup(wr))
 	t := NewTree()
 	// Rule 4 needs the compact range at each attested size and the leaf
 	// hashes after the smallest one.
@@ -118,7 +211,7 @@ func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
 		if err != nil {
 			return nil, err
 		}
-		lh := LeafHash(l.Raw)
+		lh := l.Leaf
 		t.AppendLeafHash(lh)
 		if minN >= 0 {
 			if l.Number > minN {
@@ -133,13 +226,13 @@ func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
 		}
 	}
 	rep := &CheckReport{Workspace: root, Lines: r.Lines(), Bytes: r.Offset(), Root: hex.EncodeToString(t.Root()),
-		Pending: len(r.Pending())}
+		Pending: int(r.PendingSize())}
 	for _, s := range in.Snapshots {
 		var later [][]byte
 		if i := s.Lines - minN; i >= 0 && i <= int64(len(leaves)) {
 			later = leaves[i:]
 		}
-		sc, v, err := checkSnapshot(path, s, r.Lines(), t.Root(), at[s.Lines], later)
+		sc, v, err := checkSnapshot(f, s, r.Lines(), t.Root(), at[s.Lines], later)
 		if err != nil {
 			return nil, err
 		}
@@ -157,16 +250,12 @@ func CheckWorkspace(root string, p *Policy, in Inputs) (*CheckReport, error) {
 // checkSnapshot checks one attested snapshot against the current file of
 // n lines and root cur. hashes is the compact range at s.Lines (nil when the
 // file is shorter), later the leaf hashes of lines s.Lines+1..n.
-func checkSnapshot(path string, s AttestedSnapshot, n int64, cur []byte, hashes, later [][]byte) (SnapshotCheck, *Violation, error) {
+func checkSnapshot(f *os.File, s AttestedSnapshot, n int64, cur []byte, hashes, later [][]byte) (SnapshotCheck, *Violation, error) {
 	sc := SnapshotCheck{ID: s.ID, Lines: s.Lines, Root: hex.EncodeToString(s.Root)}
 	fail := func(line int64, detail string) (SnapshotCheck, *Violation, error) {
 		if s.Bytes != nil {
-			f, err := os.Open(path)
-			if err != nil {
-				return sc, nil, err
-			}
-			defer f.Close()
-			l, kind, err := locate(bytes.NewReader(s.Bytes), f, s.Lines)
+			// The file as opened (once) above, from its start.
+			l, kind, err := locate(bytes.NewReader(s.Bytes), io.NewSectionReader(f, 0, 1<<62), s.Lines)
 			if err == nil {
 				line, detail = l, fmt.Sprintf("line %d %s", l, kind)
 			}
