@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/store"
+	"github.com/go-json-experiment/json"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 )
@@ -107,7 +107,9 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct{ Error string }
+		var e struct {
+			Error string `json:"error"`
+		}
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
@@ -125,7 +127,9 @@ func (c *Client) doJSON(ctx context.Context, method, path string, q url.Values, 
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	// The daemon's answer is decoded strictly: exact-case member names,
+	// no duplicates.
+	if err := json.UnmarshalRead(io.LimitReader(resp.Body, 64<<20), out); err != nil {
 		return fmt.Errorf("daemon answer to %s %s: %w", method, path, err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,10 @@ type Limits struct {
 	MaxAdd int64
 	// MaxCAR bounds a CAR import body (default 4 GiB).
 	MaxCAR int64
+	// OnAuthenticated, when set, is called with each write request once its
+	// credential has been accepted (the daemon uses it to exempt the
+	// connection from its per-address cap).
+	OnAuthenticated func(*http.Request)
 }
 
 // AddResult answers an add.
@@ -79,25 +84,33 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	if lim.MaxCAR == 0 {
 		lim.MaxCAR = 4 << 30
 	}
-	s := &server{n: n, token: []byte(token), lim: lim, sigs: newSigVerifier(lim.Operators)}
+	s := &server{n: n, token: []byte(token), lim: lim, sigs: newSigVerifier(lim.Operators, n.DB),
+		spool: filepath.Join(n.Dir, spoolDir)}
+	cleanSpool(s.spool)
+	const noBody = 64 << 10 // endpoints that take no body
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/add", s.auth(s.add))
+	mux.HandleFunc("POST /api/v1/add", s.auth(lim.MaxAdd, s.add))
 	mux.HandleFunc("GET /api/v1/cat/{cid}", s.cat)
-	mux.HandleFunc("POST /api/v1/blocks", s.auth(s.blockPut))
+	mux.HandleFunc("POST /api/v1/blocks", s.auth(store.MaxBlockSize, s.blockPut))
 	mux.HandleFunc("GET /api/v1/blocks/{cid}", s.blockGet)
 	mux.HandleFunc("GET /api/v1/blocks/{cid}/stat", s.blockStat)
-	mux.HandleFunc("POST /api/v1/car", s.auth(s.carImport))
+	mux.HandleFunc("POST /api/v1/car", s.auth(lim.MaxCAR, s.carImport))
 	mux.HandleFunc("GET /api/v1/car/{cid}", s.carExport)
 	mux.HandleFunc("GET /api/v1/pins", s.pins)
-	mux.HandleFunc("POST /api/v1/pins/{cid}", s.auth(s.pinAdd))
-	mux.HandleFunc("DELETE /api/v1/pins/{cid}", s.auth(s.pinRm))
-	mux.HandleFunc("POST /api/v1/gc", s.auth(s.gc))
+	mux.HandleFunc("POST /api/v1/pins/{cid}", s.auth(noBody, s.pinAdd))
+	mux.HandleFunc("DELETE /api/v1/pins/{cid}", s.auth(noBody, s.pinRm))
+	mux.HandleFunc("POST /api/v1/gc", s.auth(noBody, s.gc))
 	mux.HandleFunc("GET /api/v1/stat", s.stat)
-	mux.HandleFunc("POST /api/v1/log/append", s.auth(s.logAppend))
-	mux.HandleFunc("POST /api/v1/attestations", s.auth(s.publish))
+	mux.HandleFunc("POST /api/v1/log/append", s.auth(tlog.MaxEntrySize, s.logAppend))
+	mux.HandleFunc("POST /api/v1/attestations", s.auth(attest.MaxEnvelopeSize, s.publish))
 	mux.HandleFunc("GET /api/v1/closures", s.closures)
-	mux.HandleFunc("POST /api/v1/pin-from", s.auth(s.pinFrom))
-	return mux
+	mux.HandleFunc("POST /api/v1/pin-from", s.auth(noBody, s.pinFrom))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &bodyReader{r: r.Body}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 type server struct {
@@ -105,30 +118,52 @@ type server struct {
 	token []byte
 	lim   Limits
 	sigs  *sigVerifier
+	spool string // directory of signed bodies awaiting their digest check
 }
 
-// Authorized reports whether r carries the bearer token.
+// Authorized reports whether r carries the bearer token. The scheme name
+// is case-insensitive (RFC 9110 section 11.1); the token is not.
 func Authorized(r *http.Request, token []byte) bool {
-	h := r.Header.Get("Authorization")
-	got, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || len(token) == 0 {
+	scheme, got, ok := authScheme(r.Header.Get("Authorization"))
+	if !ok || !strings.EqualFold(scheme, "Bearer") || len(token) == 0 {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), token) == 1
 }
 
-func (s *server) auth(h http.HandlerFunc) http.HandlerFunc {
+// auth admits a write with the bearer token or an operator's signature.
+// A signed request's body (at most maxBody bytes) is read and checked
+// against its signed digest before h runs, so h never acts on bytes that
+// fail it. On success it calls Limits.OnAuthenticated.
+func (s *server) auth(maxBody int64, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("Authorization"), SigScheme+" ") {
+		if isSigned(r) {
 			if _, err := s.sigs.check(r); err != nil {
-				w.Header().Set("WWW-Authenticate", SigScheme)
-				writeErr(w, http.StatusUnauthorized, err)
+				code := http.StatusUnauthorized
+				if errors.Is(err, errNonceStore) {
+					code = http.StatusServiceUnavailable
+				} else {
+					w.Header().Set("WWW-Authenticate", SigScheme)
+				}
+				writeErr(w, code, err)
 				return
 			}
+			if s.lim.OnAuthenticated != nil {
+				s.lim.OnAuthenticated(r)
+			}
+			body, size, err := spoolBody(w, r.Body, maxBody, s.spool)
+			if err != nil {
+				writeErr(w, status(err), err)
+				return
+			}
+			defer body.Close()
+			r.Body, r.ContentLength = body, size
 		} else if !Authorized(r, s.token) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="agentix-store", `+SigScheme)
 			writeErr(w, http.StatusUnauthorized, errors.New("this write needs the node's bearer token (Authorization: Bearer <dir>/token) or a request signed by an operator key"))
 			return
+		} else if s.lim.OnAuthenticated != nil {
+			s.lim.OnAuthenticated(r)
 		}
 		h(w, r)
 	}
@@ -147,11 +182,16 @@ func writeErr(w http.ResponseWriter, code int, err error) {
 // status maps an error to an HTTP status.
 func status(err error) int {
 	var mbe *http.MaxBytesError
+	var be *BodyError
 	switch {
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrBodyDigest):
+	case errors.As(err, &be):
+		return be.status()
+	case errors.Is(err, ErrBodyDigest), errors.Is(err, ErrPeerURL), errors.Is(err, ErrJSON), errors.Is(err, store.ErrUndecodable):
 		return http.StatusBadRequest
+	case isNoSpace(err):
+		return http.StatusInsufficientStorage
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrNotPinned), errors.Is(err, tlog.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrInvalidCAR), errors.Is(err, store.ErrMissingRoot), errors.Is(err, store.ErrInvalidCID),
@@ -217,6 +257,7 @@ func (s *server) add(w http.ResponseWriter, r *http.Request) {
 	body := http.MaxBytesReader(w, r.Body, s.lim.MaxAdd)
 	c, err := s.n.Store.Add(r.Context(), body, store.AddOptions{Chunker: chunker, Pin: pin, Progress: func(n int64) { size = n }})
 	if err != nil {
+		err = bodyFault(r, err)
 		writeErr(w, status(err), err)
 		return
 	}
@@ -273,6 +314,13 @@ func (s *server) blockPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	blk, _ := blocks.NewBlockWithCid(data, id)
+	// The bytes must decode in the codec they claim (dag-pb, dag-cbor,
+	// dag-json: their links are what pins and GC follow); other codecs are
+	// stored as opaque bytes.
+	if _, err := store.Links(blk); err != nil && !errors.Is(err, store.ErrUnsupportedCodec) {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("block of codec %s: %w", codec, err))
+		return
+	}
 	if err := s.n.Store.Blockstore().Put(r.Context(), blk); err != nil {
 		writeErr(w, status(err), err)
 		return
@@ -315,6 +363,7 @@ func (s *server) carImport(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.n.Store.ImportCAR(r.Context(), http.MaxBytesReader(w, r.Body, s.lim.MaxCAR), store.ImportOptions{Pin: pin})
 	if err != nil {
+		err = bodyFault(r, err)
 		writeErr(w, status(err), err)
 		return
 	}
@@ -407,7 +456,7 @@ func (s *server) pinFrom(w http.ResponseWriter, r *http.Request) {
 	res, err := pinFrom(r.Context(), s.n, peer, target, q.Get("name"), nil)
 	if err != nil {
 		code := status(err)
-		if errors.Is(err, store.ErrPeer) {
+		if errors.Is(err, store.ErrPeer) && !errors.Is(err, ErrPeerURL) {
 			code = http.StatusBadGateway
 		}
 		writeErr(w, code, err)
@@ -450,6 +499,10 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 	env, err := io.ReadAll(http.MaxBytesReader(w, r.Body, attest.MaxEnvelopeSize))
 	if err != nil {
 		writeErr(w, status(err), err)
+		return
+	}
+	if err := checkJSON(env); err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("envelope: %w", err))
 		return
 	}
 	p, err := s.n.Publisher().Publish(r.Context(), env)

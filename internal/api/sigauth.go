@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Signed requests: instead of the bearer token, a write may be signed by an
@@ -33,9 +34,13 @@ import (
 // The daemon accepts it when the key is trusted, the signature verifies,
 // TS is within SigWindow of its clock and the key's NONCE (8 to 64 hex
 // digits, random per request) was not seen before within the window
-// (replay). The body is then hashed as it is read;
-// a body that does not match X-Content-SHA256 fails the request at its end,
-// before anything is pinned, published or appended.
+// (replay). Seen nonces are kept in the node's database (keys under
+// prefixNonce, fsynced before the request is acted on) until TS+SigWindow
+// has passed, so a replay is refused across restarts too. The scheme name
+// is matched case-insensitively (RFC 9110). The body is then read in full
+// and hashed before the handler sees a byte of it (see spoolBody): a body
+// that does not match X-Content-SHA256 is refused with 400 and nothing is
+// stored, pinned, published or appended.
 
 // SigScheme is the Authorization scheme of signed requests.
 const SigScheme = "AgentixSig"
@@ -68,9 +73,23 @@ func SignRequest(req *http.Request, s *attest.Signer, bodySHA256 []byte, now tim
 	return nil
 }
 
+// prefixNonce is the badger key space of seen request nonces:
+// "n/" <key id> "/" <nonce> → empty, with a badger TTL of TS+SigWindow
+// (plus a minute of margin). (kv's other prefixes are listed in
+// internal/kv; this one belongs to this package.)
+var prefixNonce = []byte("n/")
+
+// nonceMargin is kept past a nonce's window, for clock steps.
+const nonceMargin = time.Minute
+
+// errNonceStore is a failure to record a nonce durably: the request is
+// refused (503), never acted on unrecorded.
+var errNonceStore = errors.New("cannot record the request nonce")
+
 // sigVerifier checks signed requests against a set of operator keys.
 type sigVerifier struct {
 	keys *attest.KeySet
+	db   *badger.DB // seen nonces, durable; nil keeps them in memory only
 	now  func() time.Time
 
 	mu        sync.Mutex
@@ -78,8 +97,22 @@ type sigVerifier struct {
 	lastSweep time.Time
 }
 
-func newSigVerifier(keys *attest.KeySet) *sigVerifier {
-	return &sigVerifier{keys: keys, now: time.Now, seen: map[string]time.Time{}}
+func newSigVerifier(keys *attest.KeySet, db *badger.DB) *sigVerifier {
+	return &sigVerifier{keys: keys, db: db, now: time.Now, seen: map[string]time.Time{}}
+}
+
+// authScheme splits an Authorization header into its scheme (as sent) and
+// parameters; ok is false when there is no scheme.
+func authScheme(h string) (scheme, params string, ok bool) {
+	h = strings.TrimLeft(h, " \t")
+	scheme, params, _ = strings.Cut(h, " ")
+	return scheme, strings.TrimLeft(params, " \t"), scheme != ""
+}
+
+// isSigned reports whether r's Authorization uses SigScheme (any case).
+func isSigned(r *http.Request) bool {
+	scheme, _, ok := authScheme(r.Header.Get("Authorization"))
+	return ok && strings.EqualFold(scheme, SigScheme)
 }
 
 // check verifies a signed request; on success it wraps r.Body so that a
@@ -88,8 +121,8 @@ func (v *sigVerifier) check(r *http.Request) (keyID string, err error) {
 	if v == nil || v.keys == nil || v.keys.Len() == 0 {
 		return "", fmt.Errorf("%w: this node trusts no operator keys", ErrBadSignature)
 	}
-	params, ok := strings.CutPrefix(r.Header.Get("Authorization"), SigScheme+" ")
-	if !ok {
+	scheme, params, ok := authScheme(r.Header.Get("Authorization"))
+	if !ok || !strings.EqualFold(scheme, SigScheme) {
 		return "", fmt.Errorf("%w: not an %s authorization", ErrBadSignature, SigScheme)
 	}
 	kv := map[string]string{}
@@ -128,28 +161,66 @@ func (v *sigVerifier) check(r *http.Request) (keyID string, err error) {
 	if err := key.Verify(sigMessage(r.Method, r.URL.RequestURI(), ts, nonce, digest, r.Host), sig); err != nil {
 		return "", fmt.Errorf("%w: does not verify with key %s", ErrBadSignature, keyID)
 	}
-	v.mu.Lock()
-	if now.Sub(v.lastSweep) > 10*time.Second {
-		for s, exp := range v.seen {
-			if now.After(exp) {
-				delete(v.seen, s)
-			}
-		}
-		v.lastSweep = now
+	if err := v.remember(keyID, nonce, time.Unix(t, 0), now); err != nil {
+		return "", err
 	}
-	seenKey := keyID + "/" + nonce
-	if _, dup := v.seen[seenKey]; dup {
-		v.mu.Unlock()
-		return "", fmt.Errorf("%w: replayed (nonce %s of key %s seen before)", ErrBadSignature, nonce, keyID)
-	}
-	v.seen[seenKey] = now.Add(2 * SigWindow)
-	v.mu.Unlock()
 	body := r.Body
 	if body == nil {
 		body = http.NoBody
 	}
 	r.Body = &digestReader{r: body, h: sha256.New(), want: want}
 	return keyID, nil
+}
+
+// remember records keyID/nonce as seen until ts+SigWindow, or fails with
+// ErrBadSignature when it was seen before (in this process or, through the
+// database, before a restart). The record is durable before it returns.
+func (v *sigVerifier) remember(keyID, nonce string, ts, now time.Time) error {
+	seenKey := keyID + "/" + nonce
+	exp := ts.Add(SigWindow + nonceMargin)
+	replayed := fmt.Errorf("%w: replayed (nonce %s of key %s seen before)", ErrBadSignature, nonce, keyID)
+	v.mu.Lock()
+	if now.Sub(v.lastSweep) > 10*time.Second {
+		for s, e := range v.seen {
+			if now.After(e) {
+				delete(v.seen, s)
+			}
+		}
+		v.lastSweep = now
+	}
+	if _, dup := v.seen[seenKey]; dup {
+		v.mu.Unlock()
+		return replayed
+	}
+	// Claimed in memory first: a concurrent duplicate in this process
+	// is refused above; the database answers for earlier processes.
+	v.seen[seenKey] = exp
+	v.mu.Unlock()
+	if v.db == nil {
+		return nil
+	}
+	key := append(append(bytes.Clone(prefixNonce), keyID...), "/"+nonce...)
+	dup := false
+	err := v.db.Update(func(txn *badger.Txn) error {
+		switch _, err := txn.Get(key); {
+		case err == nil:
+			dup = true
+			return nil
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		return txn.SetEntry(badger.NewEntry(key, nil).WithTTL(time.Until(exp)))
+	})
+	if err == nil && !dup {
+		err = v.db.Sync()
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w %s of key %s: %v", errNonceStore, nonce, keyID, err)
+	case dup:
+		return replayed
+	}
+	return nil
 }
 
 // ErrBodyDigest is returned by a signed request's body when its bytes do

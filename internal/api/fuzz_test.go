@@ -1,0 +1,83 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	"github.com/agentix/agentix-store/attest"
+)
+
+// FuzzCheckJSON: checkJSON never panics, and what it accepts the strict
+// decoder reads as one value.
+func FuzzCheckJSON(f *testing.F) {
+	for _, s := range []string{`{}`, `[]`, `{"a":1,"A":2}`, `{"a":{"b":[1,{"c":1,"c":2}]}}`, `{"payload":"x","payloadType":"y","signatures":[]}`,
+		`{} {}`, ``, `{"a":`, `"str"`, `[{"x":1},{"x":1}]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := checkJSON(b); err != nil && !errors.Is(err, ErrJSON) {
+			t.Fatalf("checkJSON(%q): %v, not an ErrJSON", b, err)
+		}
+	})
+}
+
+// FuzzDecodePeerClosures: a peer's closures answer, however malformed,
+// never panics the decoder; what it accepts has valid CIDs.
+func FuzzDecodePeerClosures(f *testing.F) {
+	f.Add([]byte(`[{"cid":"bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku","root":"/nix/store/a-x","imported":"2026-01-01T00:00:00Z"}]`))
+	f.Add([]byte(`[{"cid":"x","root":"/a","Root":"/b"}]`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		list, err := decodePeerClosures(b)
+		if err != nil {
+			return
+		}
+		for _, c := range list {
+			if !c.c.Defined() {
+				t.Fatalf("accepted closure without a CID: %q", b)
+			}
+		}
+	})
+}
+
+// FuzzAuthorization: no Authorization header makes the credential checks
+// panic or accept a write.
+func FuzzAuthorization(f *testing.F) {
+	f.Add("Bearer tok", "")
+	f.Add("AgentixSig keyid=00, ts=1, nonce=0011223344, sig=AAAA", "00")
+	f.Add("agentixsig keyid=, ts=, nonce=, sig=", "zz")
+	f.Add("  ", "")
+	s := mustSigner(f)
+	v := newSigVerifier(attest.NewKeySet(s.Verifier()), nil)
+	f.Fuzz(func(t *testing.T, auth, digest string) {
+		req, err := http.NewRequest("POST", "http://node/api/v1/log/append", nil)
+		if err != nil {
+			return
+		}
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("X-Content-SHA256", digest)
+		if Authorized(req, []byte("the-token")) {
+			t.Fatalf("Authorization %q accepted as the token", auth)
+		}
+		if _, err := v.check(req); err == nil {
+			t.Fatalf("Authorization %q accepted as a signature", auth)
+		}
+	})
+}
+
+func mustSigner(f *testing.F) *attest.Signer {
+	priv, pub, err := attest.GenerateKey("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := f.TempDir() + "/k"
+	if err := attest.WriteKeyFiles(p, p+".pub", priv, pub); err != nil {
+		f.Fatal(err)
+	}
+	s, err := attest.LoadSigner(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return s
+}
