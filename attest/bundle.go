@@ -55,21 +55,18 @@ type Bundle struct {
 	CAR            []byte   `json:"car,omitempty"`
 }
 
-// ParseBundle decodes a bundle strictly (unknown fields, trailing data,
+// ParseBundle decodes a bundle strictly (unknown fields, with member names
+// matched exactly, repeated member names, invalid UTF-8, trailing data,
 // wrong media type, oversized input, a proof hash that is not 32 bytes, an
-// id that is not a CID: all ErrBadBundle). It verifies nothing else.
+// id that is not a CID: all ErrBadBundle, naming the member). It verifies
+// nothing else.
 func ParseBundle(b []byte) (*Bundle, error) {
 	if len(b) > MaxBundleSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadBundle, len(b), MaxBundleSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var bu Bundle
-	if err := dec.Decode(&bu); err != nil {
+	if err := decodeStrict(b, &bu, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadBundle, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the bundle", ErrBadBundle)
 	}
 	if bu.MediaType != BundleMediaType {
 		return nil, fmt.Errorf("%w: mediaType %q, want %q", ErrBadBundle, bu.MediaType, BundleMediaType)

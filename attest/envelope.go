@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -30,22 +29,19 @@ type Envelope = dsse.Envelope
 type Signature = dsse.Signature
 
 // ParseEnvelope decodes the JSON of one DSSE envelope. It is strict, because
-// the exact bytes are the attestation's identity: unknown fields, trailing
-// data, an empty payloadType, payload or signature that is not base64, and
-// inputs over MaxEnvelopeSize all fail with ErrMalformedEnvelope. It does not
-// check signatures or the payload type (see VerifyEnvelope).
+// the exact bytes are the attestation's identity: unknown fields (member
+// names match exactly, so "PayloadType" is one), repeated member names,
+// invalid UTF-8, trailing data, an empty payloadType, payload or signature
+// that is not base64, and inputs over MaxEnvelopeSize all fail with
+// ErrMalformedEnvelope, naming the member. It does not check signatures or
+// the payload type (see VerifyEnvelope).
 func ParseEnvelope(b []byte) (*Envelope, error) {
 	if len(b) > MaxEnvelopeSize {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedEnvelope, len(b), MaxEnvelopeSize)
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var env Envelope
-	if err := dec.Decode(&env); err != nil {
+	if err := decodeStrict(b, &env, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedEnvelope, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the envelope", ErrMalformedEnvelope)
 	}
 	if err := checkEnvelope(&env); err != nil {
 		return nil, err

@@ -17,6 +17,10 @@ func FuzzParseEnvelope(f *testing.F) {
 	f.Add(seedEnvelope)
 	f.Add([]byte(`{"payloadType":"t","payload":"aGk=","signatures":[]}`))
 	f.Add([]byte(`{}`))
+	// Repeated and case-variant member names (all refused).
+	f.Add([]byte(`{"payloadType":"t","payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`))
+	f.Add([]byte(`{"PayloadType":"t","payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]}`))
+	f.Add([]byte(`{"payloadType":"t","payload":"aGk=","payload":"e30=","signatures":[{"keyid":"k","KeyID":"j","sig":"c2ln"}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		env, err := ParseEnvelope(data)
 		if err != nil {
@@ -48,6 +52,9 @@ func FuzzParseStatement(f *testing.F) {
 	f.Add(seedStatement)
 	f.Add([]byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[],"predicateType":"x","predicate":{}}`))
 	f.Add([]byte(`null`))
+	for _, s := range statementSeeds(f) { // repeated and case-variant names
+		f.Add(s.in)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := ParseStatement(data)
 		if err != nil {
@@ -69,6 +76,10 @@ func FuzzParseBundle(f *testing.F) {
 	f.Add(seedBundle)
 	f.Add([]byte(`{"mediaType":"application/vnd.agentix.bundle.v1+json"}`))
 	f.Add([]byte(`[]`))
+	// Repeated and case-variant member names (all refused).
+	f.Add(bytes.Replace(seedBundle, []byte(`{`), []byte(`{"logIndex":1,`), 1))
+	f.Add(bytes.Replace(seedBundle, []byte(`{`), []byte(`{"LogIndex":1,`), 1))
+	f.Add(bytes.Replace(seedBundle, []byte(`{`), []byte(`{"envelope":"e30=",`), 1))
 	pol := &Policy{Version: PolicyVersion}
 	if err := pol.compile(); err != nil {
 		f.Fatal(err)

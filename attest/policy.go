@@ -1,10 +1,8 @@
 package attest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 
 	fnote "github.com/transparency-dev/formats/note"
@@ -96,16 +94,14 @@ type WitnessPolicy struct {
 }
 
 // ParsePolicy decodes and checks a trust policy. Every failure matches
-// ErrBadPolicy and names the offending entry.
+// ErrBadPolicy and names the offending entry. The decoding is strict:
+// member names match exactly, and unknown members (so "Threshold" as well),
+// repeated member names anywhere (boundary included), invalid UTF-8 and
+// trailing data fail, naming the member.
 func ParsePolicy(b []byte) (*Policy, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
 	var p Policy
-	if err := dec.Decode(&p); err != nil {
+	if err := decodeStrict(b, &p, true); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPolicy, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the policy object", ErrBadPolicy)
 	}
 	if err := p.compile(); err != nil {
 		return nil, err

@@ -14,6 +14,10 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte(`{"version":1,"logs":[]}`))
 	f.Add([]byte(`{"version":1,"approvers":{"threshold":3,"keys":[]}}`))
 	f.Add([]byte(`{"version":1,"witnesses":{"quorum":1,"keys":["w+00000000+AQ=="]}}`))
+	// Repeated and case-variant member names (all refused).
+	f.Add([]byte(`{"version":1,"approvers":{"threshold":1,"threshold":0,"keys":[]}}`))
+	f.Add([]byte(`{"version":1,"approvers":{"Threshold":1,"threshold":0,"keys":[]}}`))
+	f.Add([]byte(`{"version":1,"Version":2,"boundary":{"a":1,"a":2}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ParsePolicy(b)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	ita "github.com/in-toto/attestation/go/v1"
 	"github.com/ipfs/go-cid"
 
@@ -91,7 +92,9 @@ func NewStatement(predicateType string, subjects []ResourceDescriptor, predicate
 	}
 	st := &Statement{Type: StatementType, Subject: subjects, PredicateType: predicateType, Predicate: compact.Bytes()}
 	var pred any
-	_ = json.Unmarshal(st.Predicate, &pred)
+	if err := decodeStrict(st.Predicate, &pred, false); err != nil {
+		return nil, nil, fmt.Errorf("%w: predicate: %v", ErrSchema, err)
+	}
 	if err := st.validate(pred); err != nil {
 		return nil, nil, err
 	}
@@ -120,28 +123,50 @@ func marshalCompact(v any) ([]byte, error) {
 // digest, predicate type, predicate object). Failures match ErrBadStatement
 // (and the in-toto library's own error where it has one). It does not check
 // the predicate against a schema (see VerifyEnvelope, ValidatePredicate).
+//
+// The reading is strict, so that it can never differ from the in-toto
+// library's (protojson): member names are matched exactly, a repeated
+// member name anywhere (statement, subject, digest, predicate) and a member
+// the statement or a subject does not define (e.g. "PredicateType", or an
+// extension field) fail, as does invalid UTF-8; the error names the member.
+// Every statement it accepts, protojson accepts with the same meaning.
 func ParseStatement(payload []byte) (*Statement, error) {
 	st, _, err := parseStatement(payload)
 	return st, err
 }
 
 // parseStatement is ParseStatement that also returns the predicate decoded
-// as encoding/json would into an `any` (objects as map[string]any, numbers
-// as float64), ready for schemas.ValidatePredicateValue: verification
-// decodes the payload once, in one pass (decodeStatementFast), and never
-// re-encodes it. Members are matched by exact name.
+// into an `any` (objects as map[string]any, numbers as float64), ready for
+// schemas.ValidatePredicateValue. Both are read by the one strict decoder
+// (decodeStrict); Statement.Predicate keeps the predicate's exact text.
 func parseStatement(payload []byte) (*Statement, any, error) {
 	if len(payload) > MaxStatementSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrBadStatement, len(payload), MaxStatementSize)
 	}
-	st, pred, err := decodeStatementFast(payload)
-	if err != nil {
+	st := &Statement{}
+	if err := decodeStrict(payload, st, true); err != nil {
 		return nil, nil, fmt.Errorf("%w: %v", ErrBadStatement, err)
+	}
+	var pred any
+	if len(st.Predicate) > 0 {
+		if err := decodeStrict(st.Predicate, &pred, false); err != nil {
+			return nil, nil, fmt.Errorf("%w: predicate: %v", ErrBadStatement, err)
+		}
 	}
 	if err := st.validate(pred); err != nil {
 		return nil, nil, err
 	}
 	return st, pred, nil
+}
+
+// decodeStrict is the one decoder of JSON from outside in this package
+// (statements, predicates, envelopes, bundles, trust policies): encoding/json
+// v2 semantics through github.com/go-json-experiment/json, so member names
+// match exactly, repeated member names and invalid UTF-8 fail, and nothing
+// may follow the value. With rejectUnknown, a member no struct field names
+// fails too. Errors name the member (and its JSON pointer).
+func decodeStrict(b []byte, v any, rejectUnknown bool) error {
+	return jsonv2.Unmarshal(b, v, jsonv2.RejectUnknownMembers(rejectUnknown))
 }
 
 // knownPredicates is the set of predicate types with a schema.
@@ -202,9 +227,12 @@ func (st *Statement) checkSubjects() error {
 	return nil
 }
 
-// DecodePredicate unmarshals the predicate into v (e.g. *ApprovalPredicate).
+// DecodePredicate unmarshals the predicate into v (e.g. *ApprovalPredicate)
+// with the strict decoder: member names match exactly and a repeated member
+// fails (members v does not have are ignored; the schema, checked at
+// verification, allows none).
 func (st *Statement) DecodePredicate(v any) error {
-	if err := json.Unmarshal(st.Predicate, v); err != nil {
+	if err := decodeStrict(st.Predicate, v, false); err != nil {
 		return fmt.Errorf("decode %s predicate: %w", st.PredicateType, err)
 	}
 	return nil

@@ -2,11 +2,11 @@ package closure
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/nix-community/go-nix/pkg/nixhash"
 	"github.com/nix-community/go-nix/pkg/storepath"
 )
@@ -92,6 +92,12 @@ type rawPathInfo struct {
 // hashes may be nixbase32, hex or SRI. Every path and reference must be a
 // store path in storeDir (DefaultStoreDir if ""). A path that Nix reports as
 // invalid (not in its store) is an error. The result is sorted by path.
+//
+// The JSON is read strictly (encoding/json v2 semantics): member names match
+// exactly, as Nix writes and reads them ("NarHash" is not narHash, and like
+// any member Nix may add it is ignored), and a repeated member name (two
+// narHash, or one store path listed twice in the object form), invalid
+// UTF-8 or trailing data fail, naming the member.
 func ParsePathInfoJSON(data []byte, storeDir string) ([]PathInfo, error) {
 	if storeDir == "" {
 		storeDir = DefaultStoreDir
@@ -103,12 +109,12 @@ func ParsePathInfoJSON(data []byte, storeDir string) ([]PathInfo, error) {
 	var raws []rawPathInfo
 	switch {
 	case len(data) > 0 && data[0] == '[':
-		if err := json.Unmarshal(data, &raws); err != nil {
+		if err := jsonv2.Unmarshal(data, &raws); err != nil {
 			return nil, bad("", "not a JSON list of path infos", err)
 		}
 	case len(data) > 0 && data[0] == '{':
 		var m map[string]*rawPathInfo
-		if err := json.Unmarshal(data, &m); err != nil {
+		if err := jsonv2.Unmarshal(data, &m); err != nil {
 			return nil, bad("", "not a JSON object of path infos", err)
 		}
 		for p, r := range m {
