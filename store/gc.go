@@ -159,6 +159,13 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 
 // mark returns the set of multihashes (as strings) reachable from every root.
 func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
+	// The held roots are read first: a writer makes its durable root
+	// visible (a pin, an index entry) and only then releases its Hold, and
+	// neither step waits for GC. Reading the Holds before every other
+	// root means a write released after this read has its root visible to
+	// the reads below; read last, a write could commit its root after the
+	// root sources were read and release before the Holds were.
+	held := s.heldRoots()
 	marked := map[string]struct{}{}
 	seen := map[string]struct{}{}
 	markFn := func(c cid.Cid, _ blocks.Block) error {
@@ -207,7 +214,7 @@ func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
 		}
 	}
 	// Writes in progress (Holds): keep whatever part of each is here.
-	for _, r := range s.heldRoots() {
+	for _, r := range held {
 		if err := s.markPresent(ctx, r, marked); err != nil {
 			return nil, fmt.Errorf("held root %s: %w", r, err)
 		}

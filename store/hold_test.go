@@ -170,3 +170,34 @@ func (e *stEnv) dag(root cid.Cid) []cid.Cid {
 	}
 	return out
 }
+
+// TestHoldReleasedDuringMark: a writer commits its durable root right after
+// GC has read the root sources and releases its Hold before GC gets to the
+// Holds. GC must still keep the block: the Holds are read before the roots.
+func TestHoldReleasedDuringMark(t *testing.T) {
+	e := stOpen(t, store.Options{})
+	ctx := context.Background()
+	h := e.s.NewHold()
+	blk := stRaw([]byte("committed and released mid-mark"))
+	if err := h.Put(ctx, blk); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var committed []cid.Cid
+	e.s.RegisterRoots("index", func(context.Context) ([]cid.Cid, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		out := append([]cid.Cid(nil), committed...)
+		// The writer, concurrently: root committed, then Hold released
+		// (neither takes the GC lock).
+		committed = append(committed, blk.Cid())
+		h.Release()
+		return out, nil
+	})
+	if _, err := e.s.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !e.has(blk.Cid()) {
+		t.Fatalf("GC collected %s, held until its root was committed", blk.Cid())
+	}
+}
