@@ -70,7 +70,12 @@
 // for its whole mark and sweep. So a block written by an operation that
 // overlaps a GC is never collected by it — provided the writer makes the
 // block reachable (pins it, e.g. with [Store.PinHeld]) before releasing the
-// lock. GC is conservative: if marking cannot read a block it must traverse,
+// lock. A write whose root is recorded later, outside the store (an
+// attestation index entry, an audit head), stores its blocks through a
+// [Hold] instead: each block is a temporary root from the GCLock step that
+// writes it until the writer, having recorded its durable root, calls
+// Release. GC reads the Holds before every other root, so the hand-over
+// from Hold to root needs no lock. GC is conservative: if marking cannot read a block it must traverse,
 // or a RootSource fails, it deletes nothing and returns the error.
 //
 // # CAR
