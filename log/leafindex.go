@@ -215,6 +215,17 @@ func (l *Log) indexUpTo(size uint64) error {
 // addRun writes the level-0 run of [w, w+runLevel0) and the merges it
 // completes, and moves the watermark past it, in one transaction.
 func (l *Log) addRun(w uint64) error {
+	// The run and its merges are written before the merged runs are
+	// deleted: claim the largest (see kv.Claim).
+	top := 0
+	for top < maxRunLevel && (w+runLevel0)%runLen(top+1) == 0 {
+		top++
+	}
+	release, err := kv.Claim(l.db, int64(runLen(top))*recSize)
+	if err != nil {
+		return fmt.Errorf("index run at %d: %w", w, err)
+	}
+	defer release()
 	return l.db.Update(func(txn *badger.Txn) error {
 		rs := make([]rec, 0, int(runLevel0))
 		if err := leafHashes(txn, w, w+runLevel0, func(i uint64, h []byte) bool {

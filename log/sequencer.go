@@ -6,6 +6,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/transparency-dev/merkle/compact"
 )
 
@@ -88,6 +89,22 @@ func (l *Log) sequence() {
 	}
 }
 
+// ErrNoSpace is returned (wrapped, in a *kv.NoSpaceError naming the data
+// directory) by Append when the database's filesystem is below its
+// free-space reserve; nothing of the batch was written. It is kv.ErrNoSpace.
+var ErrNoSpace = kv.ErrNoSpace
+
+// commitSize bounds what committing batch writes: its entries, the tiles
+// it changes (at most two per level, 8 KiB each), the tree state and the
+// checkpoint.
+func commitSize(batch []*appendReq) int64 {
+	n := int64(64 << 10)
+	for _, r := range batch {
+		n += int64(len(r.entry)) + 2 + 128
+	}
+	return n
+}
+
 func (l *Log) failQueued() {
 	for {
 		select {
@@ -112,6 +129,15 @@ func (l *Log) commit(batch []*appendReq) (uint64, error) {
 	if e := l.broken.Load(); e != nil {
 		return 0, fmt.Errorf("%w: %v", ErrBroken, *e)
 	}
+	// Nothing is written below the free-space reserve: badger cannot
+	// report a full disk, it dies of it. A refused batch leaves the log
+	// as it was (not broken): the next batch is admitted once there is
+	// space again.
+	release, err := kv.Claim(l.db, commitSize(batch))
+	if err != nil {
+		return 0, fmt.Errorf("commit batch of %d entries: %w", len(batch), err)
+	}
+	defer release()
 	start := l.rng.End()
 	hs := l.rng.Hashes()
 	cl := make([][]byte, len(hs))

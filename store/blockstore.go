@@ -402,6 +402,22 @@ func (b *Blockstore) putMany(ctx context.Context, blks []blocks.Block, anyLength
 }
 
 func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool) error {
+	// Nothing is written below the free-space reserve (kv.Claim): badger
+	// cannot report a full disk, it dies of it.
+	var size int64
+	for i, blk := range blks {
+		if !skip[i] {
+			size += int64(len(blk.RawData())+len(keys[i])) + packAlign
+		}
+	}
+	if size == 0 {
+		return nil
+	}
+	release, err := kv.Claim(b.db, size)
+	if err != nil {
+		return fmt.Errorf("put blocks: %w", err)
+	}
+	defer release()
 	// Pack first: an index entry must never point to unwritten bytes.
 	var (
 		packed []int // indexes into blks
@@ -419,7 +435,7 @@ func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool)
 	if len(packed) > 0 {
 		var err error
 		if refs, err = b.packs.appendBlocks(data, b.opts.SyncWrites); err != nil {
-			return fmt.Errorf("put blocks: %w", err)
+			return fmt.Errorf("put blocks: %w", kv.NoSpace(b.db, err))
 		}
 	}
 	wb := b.db.NewWriteBatch()
@@ -445,11 +461,11 @@ func (b *Blockstore) writeBatch(keys [][]byte, blks []blocks.Block, skip []bool)
 		return nil
 	}
 	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("put blocks: %w", err)
+		return fmt.Errorf("put blocks: %w", kv.NoSpace(b.db, err))
 	}
 	if b.opts.SyncWrites {
 		if err := b.db.Sync(); err != nil {
-			return fmt.Errorf("sync blocks: %w", err)
+			return fmt.Errorf("sync blocks: %w", kv.NoSpace(b.db, err))
 		}
 	}
 	return nil

@@ -93,7 +93,13 @@ func (s *Store) PinFrom(ctx context.Context, peer string, root cid.Cid, o FetchO
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return res, fmt.Errorf("peer %q: want an http(s) URL of a node or gateway", peer)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(pendingKey(root), nil) }); err != nil {
+	release, err := kv.Claim(s.db, 4<<10)
+	if err != nil {
+		return res, fmt.Errorf("pin %s from %s: %w", root, peer, err)
+	}
+	err = s.db.Update(func(txn *badger.Txn) error { return txn.Set(pendingKey(root), nil) })
+	release()
+	if err != nil {
 		return res, err
 	}
 	fruitless := 0

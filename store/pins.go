@@ -77,6 +77,11 @@ func (s *Store) pinLocked(ctx context.Context, c cid.Cid, o PinOptions) error {
 			return fmt.Errorf("pin %s: DAG incomplete: %w", c, err)
 		}
 	}
+	release, err := kv.Claim(s.db, 4<<10)
+	if err != nil {
+		return fmt.Errorf("pin %s: %w", c, err)
+	}
+	defer release()
 	return s.db.Update(func(txn *badger.Txn) error {
 		rec := pinRecord{Name: o.Name, Direct: o.Direct, Created: time.Now().UTC()}
 		if old, err := getPin(txn, c); err == nil {

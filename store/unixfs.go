@@ -9,10 +9,8 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/agentix/agentix-store/internal/kv"
 	chunk "github.com/ipfs/boxo/chunker"
@@ -168,7 +166,7 @@ func (s *Store) addLocked(ctx context.Context, r io.Reader, ch Chunker, progress
 			err = s.putNew(ctx, []blocks.Block{blk})
 		}
 		if err != nil {
-			return cid.Undef, fmt.Errorf("add: %w", noSpace(err))
+			return cid.Undef, fmt.Errorf("add: %w", s.noSpace(err))
 		}
 		return c, nil
 	case err != nil:
@@ -390,7 +388,7 @@ func (w *batchWriter) run() {
 			continue
 		}
 		if err := w.s.putNew(w.ctx, b); err != nil {
-			err = noSpace(err)
+			err = w.s.noSpace(err)
 			w.err = err
 			close(w.failed)
 			continue
@@ -483,22 +481,17 @@ func (w *batchWriter) RemoveMany(context.Context, []cid.Cid) error {
 	return errors.New("store: remove during add is not supported")
 }
 
-// ErrNoSpace is returned (wrapped) by Add when the database could not grow
-// its files: the disk is full or a file size limit was hit. The blocks
-// already written stay unpinned, for GC to collect.
-var ErrNoSpace = errors.New("out of disk space (or over the file size limit)")
+// ErrNoSpace is returned (wrapped, in a *kv.NoSpaceError naming the data
+// directory) by every write when the data directory's filesystem is below
+// the database's free-space reserve, or the disk is full, or a file size
+// limit was hit. The blocks an Add had already written stay unpinned, for
+// GC to collect. It is kv.ErrNoSpace.
+var ErrNoSpace = kv.ErrNoSpace
 
 // noSpace marks err with ErrNoSpace if it comes from ENOSPC or EFBIG.
 // Badger flattens the errors of its file operations into text, so the errno
 // is recognised by its message too.
-func noSpace(err error) error {
-	msg := err.Error()
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) ||
-		strings.Contains(msg, syscall.ENOSPC.Error()) || strings.Contains(msg, syscall.EFBIG.Error()) {
-		return fmt.Errorf("%w: %w", ErrNoSpace, err)
-	}
-	return err
-}
+func (s *Store) noSpace(err error) error { return kv.NoSpace(s.db, err) }
 
 // putNew writes the blocks the store does not already hold (whatever the
 // stored length), packing the large ones.

@@ -66,6 +66,11 @@ func Open(dir string, o Options) (*badger.DB, error) {
 			return nil, fmt.Errorf("create database directory: %w", err)
 		}
 	}
+	if !o.InMemory {
+		if err := trimLogHoles(path); err != nil {
+			return nil, err
+		}
+	}
 	if !o.InMemory && !o.ReadOnly {
 		if err := removeEmptyLogs(path); err != nil {
 			return nil, err
@@ -98,15 +103,63 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		bo.Dir, bo.ValueDir = "", ""
 		bo = bo.WithValueThreshold(1 << 20)
 	}
+	// Below the reserve, badger cannot be opened for writing without
+	// risking a SIGBUS (opening writes new log files and flushes the logs
+	// left behind): open it read-only, so that reads keep working.
+	var full *NoSpaceError
+	if !o.InMemory && !o.ReadOnly {
+		if free, ok := freeBytes(dir); ok && free < Reserve(bo) {
+			full = &NoSpaceError{Dir: dir, Free: free, Need: Reserve(bo), ReadOnly: true}
+			bo = bo.WithReadOnly(true)
+		}
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") ||
 			strings.Contains(err.Error(), "resource temporarily unavailable") {
 			return nil, &LockedError{Dir: dir, Err: err}
 		}
+		if full != nil {
+			// Typically badger.ErrTruncateNeeded: a memtable log left
+			// by a process that did not close the database must be
+			// replayed, which writes.
+			full.Err = fmt.Errorf("open database in %s read-only: %w", path, err)
+			return nil, full
+		}
 		return nil, fmt.Errorf("open database in %s: %w", path, err)
 	}
+	if !o.InMemory {
+		guards.Store(db, &guard{dir: dir, reserve: Reserve(bo), readOnly: full != nil})
+	}
 	return db, nil
+}
+
+// ReadOnlyForSpace reports whether Open opened db read-only because its
+// filesystem was below the reserve; every Claim on it fails.
+func ReadOnlyForSpace(db *badger.DB) bool {
+	return !db.Opts().InMemory && guardOf(db).readOnly
+}
+
+// Close closes db. When the filesystem no longer has room for badger to
+// flush its memtables into tables (about the size of their logs) (which it does on close, through a
+// mapping, so that a full disk would kill the process), Close syncs the
+// memtable log instead and leaves the database to be replayed by the next
+// Open, returning a *NoSpaceError: nothing synced is lost.
+func Close(db *badger.DB) error {
+	defer guards.Delete(db)
+	o := db.Opts()
+	if !o.InMemory && !o.ReadOnly {
+		dir := guardOf(db).dir
+		need := memLogBytes(o.Dir) + 1<<20
+		if free, ok := freeBytes(dir); ok && free < need {
+			if err := db.Sync(); err != nil {
+				return NoSpace(db, fmt.Errorf("sync database: %w", err))
+			}
+			return &NoSpaceError{Dir: dir, Free: free, Need: need,
+				Err: errors.New("database left open, to be replayed from its synced log when next opened")}
+		}
+	}
+	return db.Close()
 }
 
 // PacksDir returns the directory of the block store's pack files for a

@@ -145,9 +145,13 @@ func (n *Node) Close() error {
 	if n.Store != nil {
 		errs = append(errs, n.Store.Close()) // syncs and closes pack files
 	}
-	if err := n.DB.Sync(); err != nil {
-		errs = append(errs, fmt.Errorf("sync database: %w", err))
+	if !n.DB.Opts().ReadOnly {
+		if err := n.DB.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("sync database: %w", err))
+		}
 	}
-	errs = append(errs, n.DB.Close())
+	// kv.Close leaves the database to be replayed rather than flush it
+	// onto a full disk.
+	errs = append(errs, kv.Close(n.DB))
 	return errors.Join(errs...)
 }
