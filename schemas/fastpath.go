@@ -24,6 +24,13 @@ import (
 // schemas on generated and fuzzed values, and that every well-formed
 // predicate this module writes takes the fast path. A change to a schema
 // file must be mirrored here (TestFastPathSchemaDigest names the files).
+//
+// It is not a JSON reader: it sees only values the strict decoder
+// (ValidatePredicate, attest's statement decoding) produced, where a
+// repeated member name has already failed, and it matches member names
+// exactly, so a case variant such as "SourceModified" is an unknown member
+// (answer: don't know; the closed schema refuses it). FuzzFastPath seeds
+// both kinds. BenchmarkValidatePredicate measures what it saves.
 
 type fieldCheck func(v any) bool
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -105,7 +106,11 @@ func decodeBoth(t testing.TB, s string) []any {
 	if err := json.Unmarshal([]byte(s), &v2); err != nil {
 		t.Fatal(err)
 	}
-	return []any{v1, v2}
+	var strict any
+	if err := jsonv2.Unmarshal([]byte(s), &strict); err != nil {
+		t.Fatal(err)
+	}
+	return []any{v1, v2, strict}
 }
 
 // TestFastPathAgrees: every value the fast path accepts, the compiled
@@ -184,8 +189,9 @@ func TestFastPathSchemaDigest(t *testing.T) {
 
 var fuzzTypes = []string{PredicateProposal, PredicateApproval, PredicateApply, PredicateAuditLog, PredicateRunningConfig}
 
-// FuzzFastPath: for any JSON text, the fast path never accepts what the
-// compiled schema rejects.
+// FuzzFastPath: for any JSON text, decoded by the strict decoder (or by
+// jsonschema's and encoding/json's, which let repeated names through), the
+// fast path never accepts what the compiled schema rejects.
 func FuzzFastPath(f *testing.F) {
 	for i, typ := range fuzzTypes {
 		for _, s := range validSamples()[typ] {
@@ -194,6 +200,14 @@ func FuzzFastPath(f *testing.F) {
 	}
 	f.Add(uint8(0), []byte(`{"workspace":"","sourceModified":true}`))
 	f.Add(uint8(4), []byte(`{"closure":{},"applies":[1]}`))
+	// Repeated and case-variant member names: the strict decoder refuses
+	// the first kind, the fast path must not take the second for the member.
+	pr := `{"cid":"` + vCID + `","sha256":"` + vSHA + `"}`
+	f.Add(uint8(1), []byte(`{"patch":{"cid":"x"},"patch":`+pr+`}`))
+	f.Add(uint8(1), []byte(`{"Patch":{"cid":"x"},"patch":`+pr+`}`))
+	f.Add(uint8(1), []byte(`{"patch":`+pr+`,"Comment":"c"}`))
+	f.Add(uint8(2), []byte(`{"workspace":"w","patch":`+pr+`,"singleOperator":false,"SingleOperator":true,"auditLine":{"snapshot":"`+vCID+`","line":1}}`))
+	f.Add(uint8(0), []byte(`{"workspace":"w","patch":`+pr+`,"auditLine":{"snapshot":"`+vCID+`","line":1},"action":"worktree_run","sourceModified":false,"SourceModified":true}`))
 	all, err := compiled()
 	if err != nil {
 		f.Fatal(err)
@@ -207,6 +221,14 @@ func FuzzFastPath(f *testing.F) {
 		var v2 any
 		if json.Unmarshal(b, &v2) == nil {
 			vs = append(vs, v2)
+		}
+		// The strict decoder, as verification reads predicates: what it
+		// refuses, ValidatePredicate refuses.
+		var strict any
+		if jsonv2.Unmarshal(b, &strict) == nil {
+			vs = append(vs, strict)
+		} else if ValidatePredicate(typ, b) == nil {
+			t.Fatalf("%s: ValidatePredicate accepts what the strict decoder refuses: %s", typ, b)
 		}
 		for _, v := range vs {
 			if fastValid(typ, v) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -149,20 +150,25 @@ func unknown(t string) error {
 
 // ValidatePredicate checks the JSON text of a predicate against its type's
 // schema. It fails with ErrUnknownPredicate for an unknown type and with a
-// *SchemaError (matching ErrSchema) for invalid JSON or a violation.
+// *SchemaError (matching ErrSchema) for invalid JSON or a violation. The
+// text is read strictly, as package attest reads statements (encoding/json
+// v2 semantics through github.com/go-json-experiment/json): a repeated
+// member name, invalid UTF-8 or trailing data is not JSON here, and the
+// error names the member.
 func ValidatePredicate(predicateType string, predicateJSON []byte) error {
 	if _, ok := predicateFiles[predicateType]; !ok {
 		return unknown(predicateType)
 	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(predicateJSON))
-	if err != nil {
+	var v any
+	if err := jsonv2.Unmarshal(predicateJSON, &v); err != nil {
 		return &SchemaError{PredicateType: predicateType, Detail: "not JSON: " + err.Error()}
 	}
 	return ValidatePredicateValue(predicateType, v)
 }
 
-// ValidatePredicateValue is ValidatePredicate for a value already decoded by
-// jsonschema.UnmarshalJSON (numbers as json.Number) or encoding/json.
+// ValidatePredicateValue is ValidatePredicate for a value already decoded
+// (numbers as float64, or json.Number as jsonschema.UnmarshalJSON gives
+// them); decoding is where repeated member names must have been refused.
 func ValidatePredicateValue(predicateType string, v any) error {
 	all, err := compiled()
 	if err != nil {
