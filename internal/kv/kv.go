@@ -123,7 +123,8 @@ func Open(dir string, o Options) (*badger.DB, error) {
 			// Typically badger.ErrTruncateNeeded: a memtable log left
 			// by a process that did not close the database must be
 			// replayed, which writes.
-			full.Err = fmt.Errorf("open database in %s read-only: %w", path, err)
+			full.ReadOnly = false
+			full.Err = fmt.Errorf("cannot open %s for writing, nor read-only: %w", path, err)
 			return nil, full
 		}
 		return nil, fmt.Errorf("open database in %s: %w", path, err)
