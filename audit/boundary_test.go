@@ -219,6 +219,12 @@ func TestParsePolicy(t *testing.T) {
 		{`{"allowSudo": true}`, false},
 		{`{} {}`, false},
 		{`[]`, false},
+		// One reading: no duplicate or case-variant members.
+		{`{"denyUnparseableLines": true, "denyUnparseableLines": false}`, false},
+		{`{"DenyUnparseableLines": true}`, false},
+		{`{"approvers": {"threshold": 1, "keys": ["a"], "Threshold": 2}}`, false},
+		{`{"forbiddenAgentFlags": ["x"], "forbiddenagentflags": []}`, false},
+		{"{\"forbiddenAgentFlags\": [\"\xff\"]}", false},
 	}
 	for _, tc := range tests {
 		_, err := ParsePolicy([]byte(tc.in))

@@ -224,6 +224,12 @@ func ParseEntry(n int64, raw []byte) (Entry, error) {
 			bad(ErrMissingKey, k)
 		}
 	}
+	switch {
+	case seen["timestamp"] && e.Timestamp == "":
+		bad(ErrMissingKey, "timestamp is empty")
+	case seen["action"] && e.Action == "":
+		bad(ErrMissingKey, "action is empty")
+	}
 	if first == nil {
 		tm, err := time.Parse(time.RFC3339Nano, e.Timestamp)
 		if err != nil {

@@ -1,14 +1,14 @@
 package audit
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"slices"
+
+	jsonv2 "github.com/go-json-experiment/json"
 
 	"github.com/agentix/agentix-store/attest"
 )
@@ -21,8 +21,9 @@ import (
 //
 // A policy file can only tighten the built-in policy: every field adds a
 // requirement, none removes one. As JSON (the "boundary" object of a trust
-// policy, or a file of its own; unknown keys are rejected so that a typo
-// never silently weakens the check):
+// policy, or a file of its own; read strictly: unknown, duplicate and
+// case-variant keys are rejected so that a typo never silently weakens the
+// check):
 //
 //	{
 //	  "approvers": {"threshold": 2, "keys": ["<key id>", "<key id>", "<key id>"]},
@@ -83,14 +84,11 @@ func (p *Policy) forbiddenFlags() []string {
 // ParsePolicy decodes a boundary policy. Failures match ErrBadPolicy and
 // name the offending field.
 func ParsePolicy(b []byte) (*Policy, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	// One strict reading: exact-case member names, no duplicates, no
+	// unknown members, valid UTF-8, nothing after the object.
 	var p Policy
-	if err := dec.Decode(&p); err != nil {
+	if err := jsonv2.Unmarshal(b, &p, jsonv2.RejectUnknownMembers(true)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadPolicy, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("%w: data after the policy object", ErrBadPolicy)
 	}
 	a := p.Approvers
 	switch {

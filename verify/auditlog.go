@@ -96,6 +96,8 @@ func init() {
 		{audit.ErrAgentFlag, "agent-flag"},
 		{audit.ErrDeniedApplied, "denied-applied"},
 		{audit.ErrUnparseable, "unparseable-line"},
+		{audit.ErrAmbiguousKey, "ambiguous-key"},
+		{audit.ErrOutsideWorkspace, "outside-workspace"},
 		{audit.ErrClosureBadApply, "closure-bad-apply"},
 		{audit.ErrClosureUnknown, "closure-unknown-apply"},
 		{audit.ErrBoundaryViolated, "boundary-violated"},
