@@ -22,6 +22,12 @@
 // files in <data dir>/packs ([PacksDir]) and keeps only their location under
 // "b/".
 //
+// Every write path claims space first ([Claim]): below a free-space
+// reserve ([Reserve]) writes fail with a [*NoSpaceError] naming the data
+// directory ([ErrNoSpace]) instead of letting badger fault on a page of a
+// mapped file it cannot allocate (SIGBUS). Below the reserve [Open] opens
+// the database read-only; [Close] does not flush onto a full disk.
+//
 // Writes through badger are not fsynced individually (SyncWrites is off);
 // callers that promise durability call [DB.Sync] before acknowledging.
 package kv
