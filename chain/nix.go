@@ -1,0 +1,185 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-json-experiment/json"
+)
+
+// nixFlags go before every nix subcommand's own arguments.
+var nixFlags = []string{"--extra-experimental-features", "nix-command flakes"}
+
+// evalFlags keep an evaluation offline, pure and free of lock-file writes.
+var evalFlags = []string{"--offline", "--no-write-lock-file", "--option", "substituters", ""}
+
+// stderrTail is how many lines of Nix's stderr an error keeps.
+const stderrTail = 20
+
+// Source is a flake source state.
+type Source struct {
+	NarHash   string // SRI, as locked.narHash
+	Rev       string // git revision when the tree is clean ("" when dirty or not git)
+	StorePath string // the source's store path (from nix flake metadata "path")
+}
+
+// Toplevel is an evaluated flake attribute.
+type Toplevel struct{ Attr, DrvPath, OutPath string }
+
+// DefaultAttr returns "nixosConfigurations.<host>.config.system.build.toplevel".
+func DefaultAttr(host string) string {
+	return "nixosConfigurations." + host + ".config.system.build.toplevel"
+}
+
+// flakeMetadata is the part of `nix flake metadata --json` we read.
+type flakeMetadata struct {
+	Locked struct {
+		NarHash string `json:"narHash"`
+		Rev     string `json:"rev"`
+	} `json:"locked"`
+	Path string `json:"path"`
+}
+
+// FlakeSource computes the git+file: flake source of the workspace ws (a
+// git repo) with real Nix: tracked and staged files only.
+func FlakeSource(ctx context.Context, ws string) (Source, error) {
+	abs, err := filepath.Abs(ws)
+	if err != nil {
+		return Source{}, err
+	}
+	md, err := metadata(ctx, "git+file://"+abs)
+	if err != nil {
+		return Source{}, err
+	}
+	return Source{NarHash: md.Locked.NarHash, Rev: md.Locked.Rev, StorePath: md.Path}, nil
+}
+
+// metadata runs `nix flake metadata --json ref`. A failure to parse
+// flake.nix is ErrEvaluation; any other failure (an input that cannot be
+// fetched or locked) is ErrCannotEvaluate.
+func metadata(ctx context.Context, ref string) (flakeMetadata, error) {
+	out, err := runNix(ctx, append(append([]string{"flake", "metadata", "--json"}, evalFlags...), ref), ErrCannotEvaluate)
+	if err != nil {
+		var ne *NixError
+		if errors.As(err, &ne) && isParseError(ne.Stderr) {
+			ne.Err = ErrEvaluation
+		}
+		return flakeMetadata{}, err
+	}
+	var md flakeMetadata
+	if err := json.Unmarshal(out, &md); err != nil {
+		return flakeMetadata{}, fmt.Errorf("chain: nix flake metadata %s printed %q: %w", ref, truncate(out), err)
+	}
+	if md.Locked.NarHash == "" || md.Path == "" {
+		return flakeMetadata{}, fmt.Errorf("chain: nix flake metadata %s printed no locked.narHash or path: %q", ref, truncate(out))
+	}
+	return md, nil
+}
+
+// isParseError tells a flake.nix that Nix could not parse or interpret as
+// a flake from one whose inputs could not be fetched.
+func isParseError(stderr string) bool {
+	for _, s := range []string{"syntax error", "undefined variable", "flake.nix' must be an attribute set", "unsupported attribute", "while parsing"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Evaluate evaluates attr's drvPath and outPath of the flake in the plain
+// directory dir with real Nix: `path:DIR`, never with a narHash (Nix would
+// then evaluate whatever source with that hash it already has), offline,
+// pure, and without writing a lock file into dir. It first locks the flake
+// (`nix flake metadata`): a failure there because inputs cannot be fetched
+// is ErrCannotEvaluate; and it checks that the source Nix took hashes to
+// NarHash(dir) (ErrSourceMismatch otherwise). Any failure of the
+// evaluation itself is ErrEvaluation with Nix's stderr tail (*NixError).
+func Evaluate(ctx context.Context, dir, attr string) (Toplevel, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Toplevel{}, err
+	}
+	want, err := NarHash(abs)
+	if err != nil {
+		return Toplevel{}, err
+	}
+	ref := "path:" + abs
+	md, err := metadata(ctx, ref)
+	if err != nil {
+		return Toplevel{}, err
+	}
+	if md.Locked.NarHash != want {
+		return Toplevel{}, fmt.Errorf("%w: %s: nix took %s (%s), the tree hashes to %s", ErrSourceMismatch, abs, md.Locked.NarHash, md.Path, want)
+	}
+	return evaluate(ctx, ref, attr)
+}
+
+// EvaluateFlake is Evaluate for a flake reference (e.g. "git+file:///ws"),
+// for the node side; the source is whatever Nix resolves ref to.
+func EvaluateFlake(ctx context.Context, ref, attr string) (Toplevel, error) {
+	if _, err := metadata(ctx, ref); err != nil {
+		return Toplevel{}, err
+	}
+	return evaluate(ctx, ref, attr)
+}
+
+// evaluate runs one `nix eval --json REF#ATTR --apply` printing
+// [drvPath, outPath].
+func evaluate(ctx context.Context, ref, attr string) (Toplevel, error) {
+	args := append([]string{"eval", "--json"}, evalFlags...)
+	args = append(args, ref+"#"+attr, "--apply", "d: [ d.drvPath d.outPath ]")
+	out, err := runNix(ctx, args, ErrEvaluation)
+	if err != nil {
+		return Toplevel{}, err
+	}
+	var paths []string
+	if err := json.Unmarshal(out, &paths); err != nil || len(paths) != 2 ||
+		!strings.HasPrefix(paths[0], "/") || !strings.HasSuffix(paths[0], ".drv") || !strings.HasPrefix(paths[1], "/") {
+		return Toplevel{}, fmt.Errorf("%w: %s#%s is not a derivation: nix printed %q", ErrEvaluation, ref, attr, truncate(out))
+	}
+	return Toplevel{Attr: attr, DrvPath: paths[0], OutPath: paths[1]}, nil
+}
+
+// runNix runs nix with args; a failure is a *NixError wrapping kind.
+func runNix(ctx context.Context, args []string, kind error) ([]byte, error) {
+	full := append(append([]string{}, nixFlags...), args...)
+	cmd := exec.CommandContext(ctx, "nix", full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ctx.Err() != nil {
+			return nil, fmt.Errorf("chain: running nix %s: %w", joinArgs(full), err)
+		}
+		return nil, &NixError{Args: full, Stderr: tail(stderr.String()), Err: kind}
+	}
+	return stdout.Bytes(), nil
+}
+
+// tail keeps the last stderrTail lines of s, without Nix's warnings.
+func tail(s string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if strings.HasPrefix(l, "warning: ") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	if len(keep) > stderrTail {
+		keep = keep[len(keep)-stderrTail:]
+	}
+	return strings.Join(keep, "\n")
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}
