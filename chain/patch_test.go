@@ -276,9 +276,9 @@ func TestApplyPatchRefuses(t *testing.T) {
 			wantFile: "sub/../../x", wantErr: chain.ErrUnsafePath,
 		},
 		{
-			name:     "absolute",
-			tree:     tree{"a": f("a\n")},
-			patch:    "diff --git a/" + outside + "/abs b/" + outside + "/abs\nnew file mode 100644\n--- /dev/null\n+++ b/" + outside + "/abs\n@@ -0,0 +1 @@\n+escaped\n",
+			name:  "absolute",
+			tree:  tree{"a": f("a\n")},
+			patch: "diff --git a/" + outside + "/abs b/" + outside + "/abs\nnew file mode 100644\n--- /dev/null\n+++ b/" + outside + "/abs\n@@ -0,0 +1 @@\n+escaped\n",
 			// go-gitdiff already refuses the names as inconsistent; any
 			// refusal that leaves the tree alone will do.
 		},
