@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -153,7 +153,9 @@ func (na *nodeAudit) getJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	// Strict, as every JSON from outside: exact member names, a repeated
+	// member name or invalid UTF-8 refused, naming the member.
+	if err := jsonv2.Unmarshal(b, v); err != nil {
 		return unavailable("GET %s: %v", path, err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // StateEnv names the environment variable that sets the state directory.
@@ -108,8 +110,10 @@ func (s *State) Load(origin string) (*LogState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auditor state for %s: %w", origin, err)
 	}
+	// Read strictly: exact member names, and a repeated member (two
+	// "latest") or invalid UTF-8 refused, naming the member.
 	var ls LogState
-	if err := json.Unmarshal(b, &ls); err != nil {
+	if err := jsonv2.Unmarshal(b, &ls); err != nil {
 		return nil, fmt.Errorf("auditor state for %s (%s): %w", origin, s.path(origin), err)
 	}
 	if ls.Origin != origin {
