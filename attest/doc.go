@@ -29,6 +29,16 @@
 // Envelopes interoperate with go-securesystemslib's dsse package and
 // statements with the in-toto attestation library; the tests check both.
 //
+// Every JSON input (statement, predicate, envelope, bundle, trust policy) is
+// read by one strict decoder, encoding/json v2 semantics through
+// github.com/go-json-experiment/json: member names match exactly, and a
+// repeated member name, invalid UTF-8 or trailing data fails, naming the
+// member. Statements, subjects, envelopes, bundles and policies also refuse
+// members they do not define ("PredicateType" is one), as the in-toto
+// library's protojson does for statements; FuzzStatementAgreesWithInToto
+// checks that whatever ParseStatement accepts, that library accepts and
+// reads the same way.
+//
 // # Identity, log entry, index
 //
 // The attestation's id is the CIDv1 (raw codec, sha2-256) of the exact
