@@ -7,13 +7,19 @@
 // (keys sorted; timestamp, action and result always present, other keys per
 // action) and saves proposals as unified diffs under .agentix/proposals/.
 // [Reader] returns every complete ("\n"-terminated) line with its exact
-// bytes, its 1-based number and byte offset; a line that does not parse is
-// returned with a *[LineError] and is never dropped. Bytes after the last
-// newline are a line still being written and are left for a later read.
-// Unknown keys and unknown actions are normal. Lines of the usual flat
-// shape are decoded by a reflection-free fast path that accepts only what
-// encoding/json accepts and yields the same Entry (differentially fuzzed);
-// any other line goes through encoding/json. Paths in the log are
+// bytes, its 1-based number, byte offset and RFC 6962 leaf hash; a line
+// that does not parse is returned with a *[LineError] and is never
+// dropped, and a line over MaxLineSize is hashed as it streams, returned
+// with ErrLineTooLong, and reading goes on. Bytes after the last newline
+// are a line still being written and are left for a later read. Unknown
+// keys and unknown actions are normal. Each line has one strict reading
+// (github.com/go-json-experiment/json: exact-case keys, no duplicate
+// member names, valid UTF-8); a duplicate key, or a key equal to one the
+// boundary reads case-insensitively but not exactly, is ErrAmbiguousKey,
+// since readers disagree on such a line. Every workspace read (the log,
+// proposals, any patch the log names) goes through an os.Root: a path
+// that leaves the workspace, by symlink or "..", is not read, and is a
+// violation naming it ([OutsideError]). Paths in the log are
 // absolute paths of the workspace where Agentix ran; [ResolvePath] keeps
 // the part from ".agentix/" on, so a moved or copied workspace still
 // resolves. [ParseDiff] reads diff headers (git and plain unified format),
@@ -73,8 +79,11 @@
 //     with none (single-operator mode, the default) the apply line stands as
 //     the approval and the result says so;
 //  3. no agent-run event (any action but apply, rebuild, review, approve)
-//     has source_modified, switched_system or requires_sudo true, and no
-//     policy-denied request is later applied;
+//     has source_modified, switched_system or requires_sudo other than
+//     exactly false or absent (checked on any JSON object line, even one
+//     otherwise unparseable), no line has a duplicate or case-variant key,
+//     the audit log itself is inside the workspace, and no policy-denied
+//     request is later applied;
 //  4. the log continues every accepted snapshot (found by the Ingester),
 //     and, in [CheckWorkspace], every attested snapshot the auditor holds:
 //     the RFC 6962 consistency proof from the attested root at N lines to
