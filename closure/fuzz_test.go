@@ -64,6 +64,10 @@ func FuzzParsePathInfoJSON(f *testing.F) {
 	f.Add([]byte(`{"` + spB + `":{"narHash":"sha256:1c000sa03vaffqy91akfgi1w8yqpy0kixnxapk73wf4j9q7g0zlv","narSize":1,"references":[]}}`))
 	f.Add([]byte(`{"` + spB + `":null}`))
 	f.Add([]byte(`[]`))
+	// Repeated member names (refused) and case variants (not the member).
+	f.Add([]byte(`[{"path":"` + spA + `","narHash":"sha256:1c000sa03vaffqy91akfgi1w8yqpy0kixnxapk73wf4j9q7g0zlv","narHash":"sha256-m37wDk6SOD7OvKrbHifwF3vEQ3xuqpA8dk7tAZQGALA=","narSize":1}]`))
+	f.Add([]byte(`{"` + spB + `":{"narHash":"sha256-m37wDk6SOD7OvKrbHifwF3vEQ3xuqpA8dk7tAZQGALA=","narSize":1},"` + spB + `":{"narHash":"sha256-m37wDk6SOD7OvKrbHifwF3vEQ3xuqpA8dk7tAZQGALA=","narSize":2}}`))
+	f.Add([]byte(`[{"path":"` + spA + `","NarHash":"sha256:xyz","narHash":"sha256-m37wDk6SOD7OvKrbHifwF3vEQ3xuqpA8dk7tAZQGALA=","narSize":1,"NarSize":-1}]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		infos, err := ParsePathInfoJSON(data, "")
 		if err != nil {
