@@ -70,7 +70,9 @@ func UnpackNAR(r io.Reader, dir string) error {
 	}
 	defer root.Close()
 
-	nr, err := nar.NewReader(r)
+	// go-nix's parser reports a NAR cut short at an entry boundary as
+	// io.EOF, its own "archive done": make the end of r unexpected.
+	nr, err := nar.NewReader(noEOF{r})
 	if err != nil {
 		return fmt.Errorf("chain: reading NAR: %w", err)
 	}
@@ -146,6 +148,18 @@ func UnpackNAR(r io.Reader, dir string) error {
 			return fmt.Errorf("%w: %q has type %q", ErrUnsafeNAR, p, hdr.Type)
 		}
 	}
+}
+
+// noEOF turns r's io.EOF into io.ErrUnexpectedEOF: a complete NAR never
+// reads past its end.
+type noEOF struct{ r io.Reader }
+
+func (n noEOF) Read(b []byte) (int, error) {
+	k, err := n.r.Read(b)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return k, err
 }
 
 // DiffTrees returns the relative paths (slash-separated, sorted) whose

@@ -270,6 +270,14 @@ func TestNARRoundTrip(t *testing.T) {
 	if h1 != h2 || h1 == "" {
 		t.Fatalf("hashes %s vs %s", h1, h2)
 	}
+	// A NAR cut short anywhere is refused (go-nix alone took one cut at an
+	// entry boundary for a complete archive).
+	for n := 0; n < nar.Len(); n += 8 {
+		cut := filepath.Join(t.TempDir(), "cut")
+		if err := chain.UnpackNAR(bytes.NewReader(nar.Bytes()[:n]), cut); err == nil {
+			t.Fatalf("UnpackNAR accepted the NAR cut to %d of %d bytes", n, nar.Len())
+		}
+	}
 	// Into a non-empty directory: refused, nothing written.
 	if err := chain.UnpackNAR(bytes.NewReader(nar.Bytes()), src); err == nil {
 		t.Fatal("UnpackNAR into a non-empty directory succeeded")
