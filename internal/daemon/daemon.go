@@ -66,6 +66,10 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 		}
 		o.API.Operators = attest.NewKeySet(ops...)
 	}
+	if o.API.OnAuthenticated == nil {
+		// Exempts the connection from the per-address bound (Serve).
+		o.API.OnAuthenticated = authenticated
+	}
 	mux.Handle("/api/v1/", api.Handler(n, tok, o.API))
 	ah := attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore())
 	mux.Handle("GET /api/v1/attestations", ah)
@@ -125,15 +129,19 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // stops accepting, waits up to 30 s for in-flight requests (an append is
 // answered only once durable), and returns; the caller then closes the node.
 func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
+	o.Limits.defaults()
 	h, err := Handler(n, o)
 	if err != nil {
 		return err
 	}
+	tr := newConnTracker(o.Limits.MaxConnsPerAddr)
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       tr.connContext,
+		ConnState:         tr.connState,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()

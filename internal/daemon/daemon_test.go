@@ -161,16 +161,26 @@ func TestThousandUnauthenticatedWrites(t *testing.T) {
 	}
 }
 
-// With one slot, a request arriving while a slow upload holds it waits,
-// then gets 503 with Retry-After.
+// With one write slot, a write arriving while another write is being
+// worked on waits, then gets 503 with Retry-After; /healthz and reads have
+// their own limits and still answer.
 func TestConcurrencyBound(t *testing.T) {
-	_, srv, tok := newDaemon(t, Limits{MaxConcurrent: 1, QueueWait: 200 * time.Millisecond})
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/add", pr)
-	req.Header.Set("Authorization", "Bearer "+tok)
+	release := make(chan struct{})
+	working := make(chan struct{}, 1)
+	h := bound(Limits{MaxConcurrent: 1, MaxReads: 1, QueueWait: 200 * time.Millisecond, IdleIO: time.Second,
+		BodyTimeout: time.Second, MinBodyRate: 1 << 20},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Path == "/slow" {
+				working <- struct{}{}
+				<-release
+			}
+			fmt.Fprintln(w, "ok")
+		}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
 	done := make(chan int, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.Post(srv.URL+"/slow", "text/plain", strings.NewReader("x"))
 		if err != nil {
 			done <- 0
 			return
@@ -178,22 +188,31 @@ func TestConcurrencyBound(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	pw.Write([]byte("slow upload "))
-	time.Sleep(100 * time.Millisecond)
-	resp, err := http.Get(srv.URL + "/healthz")
+	<-working
+	resp, err := http.Post(srv.URL+"/other", "text/plain", strings.NewReader("y"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("second request while the slot is held: %d", resp.StatusCode)
+		t.Fatalf("second write while the slot is held: %d", resp.StatusCode)
 	}
-	pw.Close()
+	for _, path := range []string{"/healthz", "/log/checkpoint"} {
+		if code, _ := get(t, srv.URL+path); code != 200 {
+			t.Fatalf("GET %s while the write slot is held: %d", path, code)
+		}
+	}
+	close(release)
 	if code := <-done; code != 200 {
-		t.Fatalf("slow upload finished with %d", code)
+		t.Fatalf("slow write finished with %d", code)
 	}
-	if code, _ := get(t, srv.URL+"/healthz"); code != 200 {
-		t.Fatalf("after the slot is free: %d", code)
+	resp, err = http.Post(srv.URL+"/other", "text/plain", strings.NewReader("y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after the slot is free: %d", resp.StatusCode)
 	}
 }
 
