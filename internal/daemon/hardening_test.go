@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -422,4 +423,32 @@ func readAllURL(url string) (int, []byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, b, err
+}
+
+// Only time spent waiting for the client counts toward a body's deadline:
+// a handler that starts reading late (behind a lock, say) still gets a
+// body its client sent promptly.
+func TestBodyDeadlineCountsOnlyClientTime(t *testing.T) {
+	h := bound(Limits{MaxConcurrent: 4, MaxReads: 4, QueueWait: time.Second, IdleIO: time.Second,
+		BodyTimeout: 200 * time.Millisecond, MinBodyRate: 1 << 20, MaxConnsPerAddr: 4},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(600 * time.Millisecond)
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusRequestTimeout)
+				return
+			}
+			fmt.Fprintf(w, "%d", len(b))
+		}))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/late", "application/octet-stream", bytes.NewReader(make([]byte, 100<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != fmt.Sprint(100<<10) {
+		t.Fatalf("late-reading handler: %d %s", resp.StatusCode, b)
+	}
 }

@@ -19,10 +19,11 @@ import (
 //   - A request holds its in-flight slot only while the daemon works on it:
 //     while it waits for body bytes from the client the slot is free for
 //     others, so requests trickling their bodies cannot use the limit up.
-//   - A request body has a deadline as a whole, BodyTimeout plus its
-//     Content-Length at MinBodyRate (for a body of unknown length, the
-//     bytes received so far at MinBodyRate), and no read may wait more
-//     than IdleIO for progress.
+//   - A request body has a deadline as a whole: the time spent waiting
+//     for it may not exceed BodyTimeout plus its Content-Length at
+//     MinBodyRate (for a body of unknown length, the bytes received so far
+//     at MinBodyRate), and no read may wait more than IdleIO for progress.
+//     A body past its deadline gets 408 and the connection is closed.
 //   - Connections per client address (IPv4 address, IPv6 /64) are bounded
 //     by MaxConnsPerAddr, counting only connections that have not yet
 //     presented an accepted credential: a new connection beyond the bound
@@ -110,7 +111,7 @@ func bound(l Limits, h http.Handler) http.Handler {
 		s := &slot{sem: sem, held: true, rc: rc}
 		defer s.finish()
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = &bodyReader{s: s, r: r.Body, ctx: r.Context(), l: l, start: time.Now(), length: r.ContentLength}
+			r.Body = &bodyReader{s: s, r: r.Body, ctx: r.Context(), l: l, length: r.ContentLength}
 		}
 		h.ServeHTTP(&idleWriter{ResponseWriter: w, rc: rc, idle: l.IdleIO}, r)
 	})
@@ -180,28 +181,32 @@ type bodyReader struct {
 	r      io.ReadCloser
 	ctx    context.Context
 	l      Limits
-	start  time.Time
-	length int64 // Content-Length, -1 when unknown
-	n      int64 // bytes read so far
+	length int64         // Content-Length, -1 when unknown
+	n      int64         // bytes read so far
+	waited time.Duration // time spent blocked in reads
 	ended  bool
 }
 
-func (b *bodyReader) deadline() time.Time {
+// deadline is when the read starting now must have returned: the body's
+// whole budget (BodyTimeout plus its size at MinBodyRate) less the time
+// already spent waiting for the client, and at most IdleIO. Only time
+// blocked in reads counts, so a handler that is slow to read (waiting for
+// a lock, writing to disk) does not use up its client's budget.
+func (b *bodyReader) deadline(now time.Time) time.Time {
 	size := max(b.length, b.n)
-	d := b.start.Add(b.l.BodyTimeout + time.Duration(float64(size)/float64(b.l.MinBodyRate)*float64(time.Second)))
-	if idle := time.Now().Add(b.l.IdleIO); idle.Before(d) {
-		return idle
-	}
-	return d
+	budget := b.l.BodyTimeout + time.Duration(float64(size)/float64(b.l.MinBodyRate)*float64(time.Second))
+	return now.Add(min(budget-b.waited, b.l.IdleIO))
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.ended {
 		return b.r.Read(p)
 	}
-	b.s.setReadDeadline(b.deadline())
+	t0 := time.Now()
+	b.s.setReadDeadline(b.deadline(t0))
 	b.s.release()
 	n, err := b.r.Read(p)
+	b.waited += time.Since(t0)
 	b.n += int64(n)
 	if err != nil {
 		b.ended = true
