@@ -3,13 +3,20 @@
 // daemon holds the data directory.
 //
 // Reads are public. Every write (POST, PUT, DELETE) needs the node's bearer
-// token (`Authorization: Bearer <token>`, the contents of <dir>/token);
-// a missing or wrong credential gets 401 and changes nothing. Request bodies
-// are size-limited (413 beyond the limit).
+// token (`Authorization: Bearer <token>`, the contents of <dir>/token; the
+// scheme name is case-insensitive) or an operator's signature (see
+// SignRequest); a missing or wrong credential gets 401 and changes nothing.
+// Request bodies are size-limited (413 beyond the limit); a body cut short
+// of its Content-Length gets 400, one not received in time 408. A signed
+// body is checked against its digest in full before the write acts. JSON
+// this package decodes (a peer's closures, the daemon's answers) is read
+// strictly (exact-case member names, no duplicates), and an attestation
+// envelope whose objects repeat a member name, even in another case, is
+// refused with 400.
 //
 //	POST   /api/v1/add?chunker=C&pin=B           body: file bytes → AddResult
 //	GET    /api/v1/cat/<cid>?offset=O&length=L   → file bytes
-//	POST   /api/v1/blocks?codec=C                body: one block → BlockStat
+//	POST   /api/v1/blocks?codec=C                body: one block (must decode as C) → BlockStat
 //	GET    /api/v1/blocks/<cid>                  → block bytes
 //	GET    /api/v1/blocks/<cid>/stat             → BlockStat
 //	POST   /api/v1/car?pin=B                     body: CARv1/v2 → ImportResult
@@ -22,7 +29,7 @@
 //	POST   /api/v1/log/append                    body: entry → AppendResult
 //	POST   /api/v1/attestations                  body: DSSE envelope → PublishResult
 //	GET    /api/v1/closures?root=PATH            → closures held (cid, root, paths)
-//	POST   /api/v1/pin-from?peer=URL&target=T    pull a CID or a peer's closure, pin it → PinFromResult
+//	POST   /api/v1/pin-from?peer=URL&target=T    pull a CID or a peer's closure, pin it → PinFromResult (peer: http(s) only)
 //
 // Errors are JSON {"error": "..."} with a 4xx status for bad requests and 5xx
 // for failures of the node.

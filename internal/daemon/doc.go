@@ -13,5 +13,9 @@
 //
 // Later capabilities mount under /log/, /nix/ and /api/v1/ per the
 // interface contract. Reads are public. The server shuts down gracefully:
-// in-flight requests finish before the node is closed.
+// in-flight requests finish before the node is closed. Limits (see its
+// doc) keep slow, idle or unauthenticated clients from starving the node:
+// a per-address bound on unauthenticated connections, a deadline on whole
+// request bodies, separate read and write in-flight limits that requests
+// waiting for body bytes do not use up, and an unlimited /healthz.
 package daemon
