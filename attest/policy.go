@@ -46,10 +46,20 @@ type Policy struct {
 	Approvers ApproverPolicy  `json:"approvers"`
 	Witnesses WitnessPolicy   `json:"witnesses"`
 	Boundary  json.RawMessage `json:"boundary,omitempty"`
+	// Configuration pins the configuration chain's genesis.
+	Configuration ConfigurationPolicy `json:"configuration,omitzero"`
 
 	node, approvers, all *KeySet
 	logs                 map[string]note.Verifier // by origin
 	witnesses            []note.Verifier
+}
+
+// ConfigurationPolicy says which configuration chains the auditor accepts.
+type ConfigurationPolicy struct {
+	// Genesis lists the NAR hashes (SRI "sha256-…", as Nix's
+	// locked.narHash) a chain may start from. Empty: the first genesis an
+	// auditor sees for a workspace is trusted on first use and remembered.
+	Genesis []string `json:"genesis,omitempty"`
 }
 
 // LogPolicy names one trusted log.

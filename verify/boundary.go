@@ -157,43 +157,49 @@ func (na *nodeAudit) patchInfo(ref attest.PatchRef, rec attest.Record) audit.Pat
 // checkPatch fetches the Patch record ref.CID and the bytes it links,
 // checking every block and the bytes' sha256 against ref.SHA256.
 func (na *nodeAudit) checkPatch(ref attest.PatchRef) (int64, error) {
+	b, err := na.patchBytes(ref)
+	return int64(len(b)), err
+}
+
+// patchBytes is checkPatch returning the patch bytes.
+func (na *nodeAudit) patchBytes(ref attest.PatchRef) ([]byte, error) {
 	c, err := cid.Decode(ref.CID)
 	if err != nil {
-		return 0, fmt.Errorf("%w: patch cid: %v", attest.ErrSchema, err)
+		return nil, fmt.Errorf("%w: patch cid: %v", attest.ErrSchema, err)
 	}
 	want, err := hex.DecodeString(ref.SHA256)
 	if err != nil {
-		return 0, fmt.Errorf("%w: patch sha256 %q", attest.ErrSchema, ref.SHA256)
+		return nil, fmt.Errorf("%w: patch sha256 %q", attest.ErrSchema, ref.SHA256)
 	}
 	blk, err := na.get("/ipfs/" + c.String() + "?format=raw")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if got, err := c.Prefix().Sum(blk); err != nil || !got.Equals(c) {
-		return 0, fmt.Errorf("%w: Patch record %s", attest.ErrBlockMismatch, c)
+		return nil, fmt.Errorf("%w: Patch record %s", attest.ErrBlockMismatch, c)
 	}
 	var p schemas.Patch
 	if err := schemas.Decode(blk, &p); err != nil {
-		return 0, fmt.Errorf("%w: %s is no Patch record: %v", ErrPatchBytes, c, err)
+		return nil, fmt.Errorf("%w: %s is no Patch record: %v", ErrPatchBytes, c, err)
 	}
 	if !bytes.Equal(p.Sha256, want) {
-		return 0, fmt.Errorf("%w: Patch record %s says sha256 %x, the attestation %s", ErrPatchBytes, c, p.Sha256, ref.SHA256)
+		return nil, fmt.Errorf("%w: Patch record %s says sha256 %x, the attestation %s", ErrPatchBytes, c, p.Sha256, ref.SHA256)
 	}
 	carBytes, err := na.get("/ipfs/" + p.Bytes.String() + "?format=car")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if err := checkCARBlocks(carBytes); err != nil {
-		return 0, err
+		return nil, err
 	}
 	b, err := audit.FileFromCAR(carBytes, p.Bytes, want, audit.MaxPatchSize)
 	if err != nil {
 		if errors.Is(err, audit.ErrNotInCAR) {
-			return 0, unavailable("patch bytes %s: %v", p.Bytes, err)
+			return nil, unavailable("patch bytes %s: %v", p.Bytes, err)
 		}
-		return 0, fmt.Errorf("%w: patch bytes %s: %v", ErrPatchBytes, p.Bytes, err)
+		return nil, fmt.Errorf("%w: patch bytes %s: %v", ErrPatchBytes, p.Bytes, err)
 	}
-	return int64(len(b)), nil
+	return b, nil
 }
 
 // approvals returns the node's approval/v1 envelopes as approvals: each

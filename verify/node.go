@@ -45,20 +45,23 @@ type NodeOptions struct {
 }
 
 type nodeAudit struct {
-	ctx  context.Context
-	base string
-	p    *attest.Policy
-	o    NodeOptions
-	r    *Report
-	recs map[string]attest.Record
-	pb   *client.ProofBuilder
-	size uint64
-	root []byte
+	ctx    context.Context
+	base   string
+	p      *attest.Policy
+	o      NodeOptions
+	r      *Report
+	recs   map[string]attest.Record
+	pb     *client.ProofBuilder
+	size   uint64
+	root   []byte
+	origin string
 
 	verified  map[string]*attest.Result // attestations checked so far
 	patches   map[string]audit.PatchInfo
 	rcID      string   // latest running-config attestation
 	rcApplies []string // the apply/v1 ids it names
+
+	sorted []attest.Record // every attestation the node lists, in log order
 }
 
 // CheckNode audits the whole claim of the node at base (its daemon's URL):
@@ -85,7 +88,7 @@ func CheckNode(ctx context.Context, base string, p *attest.Policy, o NodeOptions
 	if len(lr.Failures) > 0 || len(lr.Uncertain) > 0 {
 		return r.Done()
 	}
-	na.size, na.root = lres.Size, lres.Root
+	na.size, na.root, na.origin = lres.Size, lres.Root, lres.Origin
 	var err error
 	if na.pb, err = client.NewProofBuilder(ctx, na.size, src.ReadTile); err != nil {
 		r.Fail("inclusion", nil, "", unavailable("log tiles: %v", err))
@@ -99,12 +102,21 @@ func CheckNode(ctx context.Context, base string, p *attest.Policy, o NodeOptions
 	var rc *attest.Record
 	for i := range all {
 		na.recs[all[i].ID] = all[i]
-		if all[i].PredicateType == attest.PredicateRunningConfig && all[i].LogIndex < na.size && (rc == nil || all[i].LogIndex > rc.LogIndex) {
+		isRC := all[i].PredicateType == attest.PredicateRunningConfig || all[i].PredicateType == attest.PredicateRunningConfigV2
+		if isRC && all[i].LogIndex < na.size && (rc == nil || all[i].LogIndex > rc.LogIndex) {
 			rc = &all[i]
 		}
 	}
+	na.sorted = slices.Clone(all)
+	slices.SortFunc(na.sorted, func(a, b attest.Record) int { return cmpU64(a.LogIndex, b.LogIndex) })
 	if rc == nil {
 		r.Fail("running-config", nil, "", unavailable("the node lists no running-config attestation in its log at size %d", na.size))
+		return r.Done()
+	}
+	r.Details["runningConfig"] = rc.ID
+	if rc.PredicateType == attest.PredicateRunningConfigV2 {
+		na.runningConfigV2(rc)
+		na.auditLogs(na.sorted)
 		return r.Done()
 	}
 	res, ok := na.attestation(rc.ID, attest.PredicateRunningConfig)
@@ -116,16 +128,50 @@ func CheckNode(ctx context.Context, base string, p *attest.Policy, o NodeOptions
 		r.Fail("running-config", nil, rc.ID, err)
 		return r.Done()
 	}
-	r.Details["runningConfig"] = rc.ID
 	r.Details["closure"] = rcp.Closure
 	na.rcID, na.rcApplies = rc.ID, rcp.Applies
 	na.closure(rcp.Closure)
 	for _, id := range rcp.Applies {
 		na.apply(id)
 	}
-	slices.SortFunc(all, func(a, b attest.Record) int { return cmpU64(a.LogIndex, b.LogIndex) })
-	na.auditLogs(all)
+	r.Fail("configuration", ptr(rc.LogIndex), rc.ID, errf(ErrConfigUnproven, "running-config/v1 names the closure but no configuration source: which configuration the node runs is not proven"))
+	na.auditLogs(na.sorted)
 	return r.Done()
+}
+
+// runningConfigV2 checks the latest running-config/v2: its closure, and the
+// configuration chain behind it (configChain), remembering the proven
+// links in the auditor state.
+func (na *nodeAudit) runningConfigV2(rc *attest.Record) {
+	r := na.r
+	l, ok := na.v2(rc.ID)
+	if !ok {
+		return
+	}
+	r.Details["closure"] = l.pred.Closure
+	na.rcID = rc.ID
+	na.closure(l.pred.Closure)
+	c := l.pred.Configuration
+	if c == nil {
+		r.Fail("configuration", ptr(rc.LogIndex), rc.ID, errf(ErrConfigUnproven, "the node attests its closure but says its configuration is unproven: %s", l.pred.Unproven))
+		return
+	}
+	na.rcApplies = c.Applies
+	ls := &LogState{}
+	if na.o.State != nil {
+		var err error
+		if ls, err = na.o.State.Load(na.origin); err != nil {
+			r.Fail("state", nil, "", unavailable("%v", err))
+			return
+		}
+	}
+	before := len(r.Failures) + len(r.Uncertain)
+	na.configChain(l, ls)
+	if na.o.State != nil && len(r.Failures)+len(r.Uncertain) == before {
+		if err := na.o.State.Save(ls); err != nil {
+			r.Fail("state", nil, "", unavailable("%v", err))
+		}
+	}
 }
 
 func (na *nodeAudit) get(path string) ([]byte, error) {

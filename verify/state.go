@@ -53,6 +53,12 @@ type LogState struct {
 	Origin   string     `json:"origin"`
 	Latest   *Accepted  `json:"latest,omitempty"`
 	Accepted []Accepted `json:"accepted"`
+	// Genesis is the configuration chain genesis (NAR hash) accepted per
+	// workspace, trusted on first use when the policy pins none.
+	Genesis map[string]string `json:"genesis,omitempty"`
+	// Proven are the running-config/v2 links proven so far, by attestation
+	// id: a re-audit replays only the links after the latest of them.
+	Proven map[string]ProvenLink `json:"provenConfigs,omitempty"`
 }
 
 // At returns the accepted checkpoint of the given size, if any.

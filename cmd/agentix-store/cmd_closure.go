@@ -17,6 +17,7 @@ import (
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/internal/progress"
 	"github.com/agentix/agentix-store/store"
+	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 )
 
@@ -251,17 +252,34 @@ func newClosureDiffCmd() *cobra.Command {
 }
 
 func newClosureAttestCmd() *cobra.Command {
-	var commit, keyPath string
+	var commit, keyPath, workspace, attr, host string
 	var applies []string
 	var generation int64
 	c := &cobra.Command{
-		Use:   "attest [--commit SHA] [--apply ID]... [--generation N] CLOSURE_CID",
-		Short: "Verify a stored closure, then sign a running-config/v1 attestation for it, store and log it; print its id and log index",
-		Args:  cidArgs(1),
+		Use:   "attest [--workspace WS [--attr ATTR | --host H]] [--generation N] CLOSURE_CID",
+		Short: "Verify a stored closure, then sign a running-config/v2 for it (with --workspace: the configuration chain from the workspace's genesis and approved applies, checked with real Nix to evaluate to the closure), store and log it; print its id and log index",
+		Long: `Verify a stored closure and attest that the node runs it (running-config/v2).
+
+With --workspace (an Agentix workspace that is a git-repo flake), the
+attestation carries the configuration chain: the workspace's source state
+(its NAR hash as Nix computes locked.narHash, stored so auditors can fetch
+it), the previous running-config of the workspace or its genesis (recorded
+now unless 'config genesis' recorded it before), the apply attestations
+ingested since then, and the toplevel evaluated from the source with real
+Nix, whose outPath must be the closure's root (else nothing is attested).
+A source that differs from the previous state plus the approved patches is
+attested anyway, with a warning: the auditor judges.
+
+Without --workspace the closure is attested with its configuration
+unproven. --commit and --apply write the old running-config/v1 (deprecated).`,
+		Args: cidArgs(1),
 		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
+			}
+			if workspace == "" && (attr != "" || host != "") {
+				return usagef("--attr and --host need --workspace")
 			}
 			if keyPath == "" {
 				keyPath = filepath.Join(n.Dir, node.AttestKeyFile)
@@ -270,30 +288,70 @@ func newClosureAttestCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			env, err := closure.RunningConfig(cmd.Context(), n.Store, id, closure.RunningConfigOptions{
-				ConfigCommit: strings.ToLower(commit), Applies: applies, Generation: generation, Time: time.Now(),
-			}, signer)
+			if commit != "" || len(applies) > 0 {
+				if workspace != "" {
+					return usagef("--commit and --apply (running-config/v1) cannot be combined with --workspace")
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "agentix-store: warning: --commit and --apply write a running-config/v1, which proves no configuration; use --workspace")
+				return attestV1(cmd, n, id, signer, commit, applies, generation)
+			}
+			res, err := n.AttestRunning(cmd.Context(), id, signer, node.AttestOptions{Workspace: workspace, Attr: attr, Host: host, Generation: generation})
 			if err != nil {
 				return err
 			}
-			l, err := openNodeLog(n)
-			if err != nil {
-				return err
+			for _, w := range res.Warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "agentix-store: warning: %s\n", w)
 			}
-			pub := &attest.Publisher{Blocks: n.Store.Blockstore(), Log: l, Index: attest.NewIndex(n.DB)}
-			p, err := pub.Publish(cmd.Context(), env)
-			if err != nil {
-				return err
-			}
-			res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
-			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
+			out := attestResult{publishResult: publishResult{ID: res.ID.String(), LogIndex: res.LogIndex, Existing: res.Existing}, Link: res.Link, Unproven: res.Unproven, Warnings: res.Warnings}
+			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				fmt.Fprintf(w, "%s\t%d\n", out.ID, out.LogIndex)
+				if out.Unproven != "" {
+					fmt.Fprintf(w, "configuration unproven: %s\n", out.Unproven)
+				}
+				if l := out.Link; l != nil {
+					ext := "genesis " + l.Source.NarHash
+					if l.Extends.RunningConfig != "" {
+						ext = "running-config " + l.Extends.RunningConfig
+					} else if l.Extends.Genesis != nil {
+						ext = "genesis " + l.Extends.Genesis.NarHash
+					}
+					fmt.Fprintf(w, "source %s extends %s with %d apply(ies); %s evaluates to %s\n", l.Source.NarHash, ext, len(l.Applies), l.Toplevel.Attr, l.Toplevel.OutPath)
+				}
+			})
 		}),
 	}
-	c.Flags().StringVar(&commit, "commit", "", "configuration commit (git SHA-1 or SHA-256 hex) the system was built from")
-	c.Flags().StringArrayVar(&applies, "apply", nil, "id of an apply/v1 attestation included in the configuration (repeatable, oldest first)")
+	c.Flags().StringVar(&workspace, "workspace", "", "Agentix workspace (a git-repo flake) the system was built from")
+	c.Flags().StringVar(&attr, "attr", "", "flake attribute of the toplevel (default nixosConfigurations.<host>.config.system.build.toplevel)")
+	c.Flags().StringVar(&host, "host", "", "nixosConfigurations entry (default: the node's name)")
+	c.Flags().StringVar(&commit, "commit", "", "deprecated (running-config/v1): configuration commit the system was built from")
+	c.Flags().StringArrayVar(&applies, "apply", nil, "deprecated (running-config/v1): id of an apply/v1 attestation included in the configuration")
 	c.Flags().Int64Var(&generation, "generation", 0, "NixOS system generation number")
 	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: <dir>/"+node.AttestKeyFile+")")
 	return c
+}
+
+// attestResult is closure attest's output.
+type attestResult struct {
+	publishResult
+	Link     *attest.ConfigurationLink `json:"link,omitempty"`
+	Unproven string                    `json:"unproven,omitempty"`
+	Warnings []string                  `json:"warnings,omitempty"`
+}
+
+// attestV1 publishes a running-config/v1 (deprecated).
+func attestV1(cmd *cobra.Command, n *node.Node, id cid.Cid, signer *attest.Signer, commit string, applies []string, generation int64) error {
+	env, err := closure.RunningConfig(cmd.Context(), n.Store, id, closure.RunningConfigOptions{
+		ConfigCommit: strings.ToLower(commit), Applies: applies, Generation: generation, Time: time.Now(),
+	}, signer)
+	if err != nil {
+		return err
+	}
+	p, err := n.Publisher().Publish(cmd.Context(), env)
+	if err != nil {
+		return err
+	}
+	res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
+	return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
 }
 
 // onClosureNode makes a command body that runs with the node opened for a

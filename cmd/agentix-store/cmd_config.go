@@ -156,7 +156,7 @@ func newConfigCmd() *cobra.Command {
 			})
 		},
 	}
-	c.AddCommand(show, witness, peer, apply)
+	c.AddCommand(show, witness, peer, apply, newConfigGenesisCmd())
 	return c
 }
 
@@ -172,4 +172,28 @@ func updateConfig(cmd *cobra.Command, fn func(*node.Config) error) error {
 	return a.emit(cmd.OutOrStdout(), cfg, func(w io.Writer) {
 		fmt.Fprintf(w, "%s: %d witnesses, %d peer logs (restart the daemon to apply)\n", dir, len(cfg.Witnesses), len(cfg.Peers))
 	})
+}
+
+func newConfigGenesisCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "genesis WORKSPACE",
+		Short: "Record the workspace's current source (a git-repo flake) as the genesis S0 of its configuration chain: its NAR is stored and pinned; the first closure attest --workspace does this when nothing is recorded",
+		Args:  exactArgs(1),
+		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+			g, err := n.RecordGenesis(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), g, func(w io.Writer) {
+				fmt.Fprintf(w, "genesis of %s: %s (rev %s), NAR %s, recorded at log size %d\n", g.Workspace, g.Source.NarHash, orNone(g.Source.Rev), g.Source.NAR, g.Since)
+			})
+		}),
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -341,9 +341,5 @@ func UpdateConfig(dir string, fn func(*Config) error) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(dir, ConfigFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return nil, err
-	}
-	return c, os.Rename(tmp, filepath.Join(dir, ConfigFile))
+	return c, writeFileAtomic(filepath.Join(dir, ConfigFile), append(b, '\n'), 0o644)
 }
