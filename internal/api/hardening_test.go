@@ -412,3 +412,27 @@ func TestDecodePeerClosures(t *testing.T) {
 		}
 	}
 }
+
+// An envelope whose objects repeat a member name, exactly or in another
+// case, is refused with 400 naming the member; nothing is published.
+func TestPublishRefusesDuplicateMembers(t *testing.T) {
+	n, tok := newNode(t)
+	srv := httptest.NewServer(Handler(n, tok, Limits{}))
+	defer srv.Close()
+	for _, tc := range []struct{ env, name string }{
+		{`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","payload":"e30=","signatures":[]}`, `\"payload\"`},
+		{`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","PayloadType":"x","signatures":[]}`, `\"PayloadType\"`},
+		{`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[{"keyid":"a","sig":"AA==","Sig":"AA=="}]}`, `\"Sig\"`},
+		{`{"payloadType":"application/vnd.in-toto+json","payload":"e30=","signatures":[]} {}`, "more than one value"},
+	} {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/attestations", strings.NewReader(tc.env))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		code, b := do(t, req)
+		if code != 400 || !strings.Contains(b, tc.name) {
+			t.Errorf("envelope %s: %d %s, want 400 naming %s", tc.env, code, b, tc.name)
+		}
+	}
+	if n.Log.Size() != 0 {
+		t.Fatalf("log size %d", n.Log.Size())
+	}
+}
