@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/nixostest"
 	"io"
 	"net/http"
 	"os"
@@ -169,6 +170,11 @@ func copyDir(t *testing.T, src, dst string) {
 // publishes attestations; B and C witness A's checkpoints; B pins A's
 // closure and serves it to `nix copy`; an auditor verifies A; then A's log
 // is forked and both the witnesses and the auditor detect it.
+const (
+	fooPatch = "20261125-165835-worktree-create-module-foo-with-template-packages.patch"
+	barPatch = "20261125-165837-worktree-create-module-bar-with-template-packages.patch"
+)
+
 func TestThreeNodes(t *testing.T) {
 	nix := nixtest.Require(t)
 	tmp := t.TempDir()
@@ -190,12 +196,21 @@ func TestThreeNodes(t *testing.T) {
 	store(t, dirA, "config", "witness-add", "--url", b.url+"/log", "--key", k["b"].WitnessKey)
 	store(t, dirA, "config", "witness-add", "--url", c.url+"/log", "--key", k["c"].WitnessKey)
 
-	// A ingests the Agentix workspace.
-	ws := filepath.Join(tmp, "workspace")
-	if err := os.MkdirAll(filepath.Join(ws, ".agentix"), 0o755); err != nil {
+	// A's operator keeps the nixos-config as a git-repo flake; its
+	// genesis is recorded, then the Agentix ladder runs in it (the sample
+	// audit log: the foo proposal saved and applied) and A ingests it.
+	nixostest.Need(t)
+	ws := nixostest.NewWorkspace(t, "node-a")
+	store(t, dirA, "config", "genesis", ws)
+	if err := os.MkdirAll(filepath.Join(ws, ".agentix", "proposals"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	copyDir(t, "../testdata/agentix/workspace-basic/proposals", filepath.Join(ws, ".agentix", "proposals"))
+	for _, p := range []string{fooPatch, barPatch} {
+		if err := os.WriteFile(filepath.Join(ws, ".agentix", "proposals", p), nixostest.Patch(t, p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nixostest.ApplyIndex(t, ws, filepath.Join(ws, ".agentix", "proposals", fooPatch))
 	jsonl, err := os.ReadFile("../testdata/agentix/workspace-basic/audit.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +236,16 @@ func TestThreeNodes(t *testing.T) {
 	if err := json.Unmarshal(store(t, dirA, "closure", "import", "--json", system), &imp); err != nil || imp.Closure == "" {
 		t.Fatalf("closure import: %v %+v", err, imp)
 	}
-	store(t, dirA, "closure", "attest", imp.Closure)
+	// A rebuilds its system from the workspace and attests it with the
+	// configuration chain.
+	toplevel := nixostest.Build(t, ws, "nixosConfigurations.node-a.config.system.build.toplevel")
+	var top struct {
+		Closure string `json:"closure"`
+	}
+	if err := json.Unmarshal(store(t, dirA, "closure", "import", "--json", toplevel), &top); err != nil || top.Closure == "" {
+		t.Fatalf("closure import %s: %v %+v", toplevel, err, top)
+	}
+	store(t, dirA, "closure", "attest", "--workspace", ws, top.Closure)
 
 	a := start(t, dirA)
 	// Both witnesses cosign A's latest checkpoint.
@@ -264,8 +288,8 @@ func TestThreeNodes(t *testing.T) {
 	os.WriteFile(polFile, polBytes, 0o644)
 	state := filepath.Join(tmp, "auditor")
 	r := runBin(t, "agentix-verify", nil, "--state", state, "node", a.url, "--policy", polFile)
-	if r.code != 0 {
-		t.Fatalf("agentix-verify node A: exit %d\n%s%s", r.code, r.out, r.err)
+	if r.code != 0 || !bytes.Contains(r.out, []byte("configuration of "+ws+" proven")) {
+		t.Fatalf("agentix-verify node A: exit %d, want 0 with the configuration proven\n%s%s", r.code, r.out, r.err)
 	}
 	t.Logf("auditor on A:\n%s", r.out)
 

@@ -1,20 +1,26 @@
 package verify
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 
+	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/chain"
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/agentixtest"
 	"github.com/agentix/agentix-store/internal/nixostest"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/schemas"
+	"github.com/agentix/agentix-store/store"
 )
 
 const (
@@ -170,4 +176,198 @@ func TestConfigurationChainLadder(t *testing.T) {
 		t.Log(p)
 	}
 	wantProven(t, r, "plus 2 link(s)")
+}
+
+// forge signs and publishes a running-config/v2 of closure c with the
+// node's key: what a misbehaving node can always do.
+func (l *ladder) forge(c cid.Cid, pred attest.RunningConfigV2Predicate) string {
+	l.t.Helper()
+	ctx := context.Background()
+	cl, entries, err := closure.Load(ctx, l.tn.n.Store, c)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	pred.Closure = attest.ClosureRef{CID: c.String(), RootStorePath: cl.Root}
+	for _, e := range entries {
+		if e.Path == cl.Root {
+			pred.Closure.NarHash = e.NarHashString()
+		}
+	}
+	blk, err := l.tn.n.Store.Blockstore().Get(ctx, c)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	sum := sha256sum(blk.RawData())
+	return l.tn.publishPredicate(l.t, attest.PredicateRunningConfigV2, []attest.ResourceDescriptor{attest.Subject(c, sum, cl.Root)}, pred).ID.String()
+}
+
+// link returns a copy of a published link.
+func cloneLink(r *node.AttestResult) *attest.ConfigurationLink {
+	c := *r.Link
+	c.Applies = slices.Clone(c.Applies)
+	return &c
+}
+
+// TestConfigurationChainTamper breaks the chain in each way an auditor
+// must tell apart, each failing with its own reason.
+func TestConfigurationChainTamper(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		play   func(l *ladder)
+		reason string
+		detail string
+	}{
+		{"hand edit outside any patch", func(l *ladder) {
+			l.propose(fooWorktree)
+			l.apply(fooWorktree)
+			p := filepath.Join(l.ws, "modules", "fun.nix")
+			b, _ := os.ReadFile(p)
+			os.WriteFile(p, append(b, "# edited by hand\n"...), 0o644)
+			nixostest.Git(l.t, l.ws, "add", "modules/fun.nix")
+			l.ingest()
+			res := l.attest(l.rebuild())
+			if len(res.Warnings) == 0 || !slices.Contains(res.Link.Drift, "modules/fun.nix") {
+				l.t.Fatalf("node attested a hand edit without a drift warning: %+v %v", res.Link, res.Warnings)
+			}
+		}, "source-mismatch", "modules/fun.nix"},
+		{"patch changed after approval", func(l *ladder) {
+			// The controller run's proposal is attested; then the node
+			// applies an edited patch and attests an apply naming it.
+			l.propose(fooWorktree)
+			l.ingest()
+			p := filepath.Join(l.ws, proposalsRel, fooWorktree)
+			b, _ := os.ReadFile(p)
+			i := strings.LastIndex(string(b), "+  # foo module")
+			changed := []byte(string(b[:i]) + "+  # foo module, changed" + string(b[i+len("+  # foo module"):]))
+			os.WriteFile(p, changed, 0o644)
+			nixostest.ApplyIndex(l.t, l.ws, p)
+			l.forgeApply(changed)
+			l.attest(l.rebuild())
+		}, "unapproved-apply", "fails the safety boundary"},
+		{"closure is not the evaluation of the source", func(l *ladder) {
+			other := l.rebuild() // the genesis system
+			l.propose(fooWorktree)
+			l.apply(fooWorktree)
+			l.ingest()
+			rc1 := l.attest(l.rebuild())
+			link := cloneLink(rc1)
+			link.Extends = attest.ExtendsRef{RunningConfig: rc1.ID.String()}
+			link.Applies = []string{}
+			l.forge(other, attest.RunningConfigV2Predicate{Configuration: link})
+		}, "toplevel-mismatch", "the node runs"},
+		{"skipped apply", func(l *ladder) {
+			l.propose(fooWorktree)
+			l.apply(fooWorktree)
+			l.ingest()
+			rc1 := l.attest(l.rebuild())
+			l.propose(barWorktree)
+			l.apply(barWorktree)
+			l.ingest()
+			c2 := l.rebuild()
+			link := cloneLink(rc1)
+			link.Extends = attest.ExtendsRef{RunningConfig: rc1.ID.String()}
+			link.Applies = []string{}
+			l.forge(c2, attest.RunningConfigV2Predicate{Configuration: link})
+		}, "skipped-apply", ""},
+		{"applies applied out of order", func(l *ladder) {
+			l.propose(fooWorktree)
+			l.apply(fooWorktree)
+			l.propose(barWorktree)
+			l.apply(barWorktree)
+			l.ingest()
+			res := l.attest(l.rebuild())
+			if len(res.Link.Applies) != 2 {
+				l.t.Fatalf("link %+v: want two applies", res.Link)
+			}
+			link := cloneLink(res)
+			slices.Reverse(link.Applies)
+			l.forge(l.closureOf(res), attest.RunningConfigV2Predicate{Configuration: link})
+		}, "apply-order", ""},
+		{"patch that does not apply", func(l *ladder) {
+			// foo applied by hand (no controller run, no apply line),
+			// then bar through Agentix: bar's hunks need foo.
+			nixostest.ApplyIndex(l.t, l.ws, nixostest.PatchPath(l.t, fooWorktree))
+			l.propose(barWorktree)
+			l.apply(barWorktree)
+			l.ingest()
+			l.attest(l.rebuild())
+		}, "patch-does-not-apply", "modules/agentic-base.nix"},
+		{"forged genesis", func(l *ladder) {
+			l.tn.policy.Configuration.Genesis = []string{"sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="}
+			l.propose(fooWorktree)
+			l.apply(fooWorktree)
+			l.ingest()
+			l.attest(l.rebuild())
+		}, "genesis-mismatch", "not one the trust policy pins"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := newLadder(t)
+			if _, err := l.tn.n.RecordGenesis(ctx, l.ws); err != nil {
+				t.Fatal(err)
+			}
+			c.play(l)
+			r := l.audit()
+			if r.OK {
+				t.Fatalf("tampered chain proven: %q", r.Proven)
+			}
+			for _, f := range append(r.Failures, r.Uncertain...) {
+				if f.Check == "configuration" && f.Reason == c.reason && strings.Contains(f.Message, c.detail) {
+					return
+				}
+			}
+			t.Fatalf("want a configuration/%s finding naming %q; failures %+v uncertain %+v", c.reason, c.detail, r.Failures, r.Uncertain)
+		})
+	}
+}
+
+// closureOf is the closure CID a running-config names.
+func (l *ladder) closureOf(r *node.AttestResult) cid.Cid {
+	l.t.Helper()
+	var p attest.RunningConfigV2Predicate
+	if err := l.tn.n.Predicate(context.Background(), r.ID.String(), &p); err != nil {
+		l.t.Fatal(err)
+	}
+	c, err := cid.Decode(p.Closure.CID)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return c
+}
+
+// forgeApply stores patch bytes b as a Patch record and publishes an
+// apply/v1 of it for the ladder's workspace, signed with the node's key.
+func (l *ladder) forgeApply(b []byte) string {
+	l.t.Helper()
+	ctx := context.Background()
+	fc, err := l.tn.n.Store.Add(ctx, bytes.NewReader(b), store.AddOptions{Pin: true})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	sum := sha256sum(b)
+	blk, err := schemas.EncodeBlock(&schemas.Patch{Bytes: fc, Sha256: sum, Size: int64(len(b)), Files: []string{"modules/foo.nix"}, Workspace: l.ws, ProposalPath: proposalsRel + fooWorktree})
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.tn.n.Store.Blockstore().Put(ctx, blk); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.tn.n.Store.Pin(ctx, blk.Cid(), store.PinOptions{}); err != nil {
+		l.t.Fatal(err)
+	}
+	ref := attest.PatchRef{CID: blk.Cid().String(), SHA256: hex.EncodeToString(sum), Path: proposalsRel + fooWorktree}
+	snap := l.tn.n.Attest
+	recs, err := snap.Search(attest.Query{PredicateType: attest.PredicateAuditLog})
+	if err != nil || len(recs) == 0 {
+		l.t.Fatalf("no audit-log attestation to point the apply at: %v", err)
+	}
+	var al attest.AuditLogPredicate
+	if err := l.tn.n.Predicate(ctx, recs[len(recs)-1].ID, &al); err != nil {
+		l.t.Fatal(err)
+	}
+	rd := attest.Subject(blk.Cid(), sum, ref.Path)
+	return l.tn.publishPredicate(l.t, attest.PredicateApply, []attest.ResourceDescriptor{rd}, attest.ApplyPredicate{
+		Workspace: l.ws, Patch: ref, SingleOperator: true, AuditLine: attest.AuditLine{Snapshot: al.Snapshot.CID, Line: 1},
+	}).ID.String()
 }

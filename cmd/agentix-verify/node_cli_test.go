@@ -114,7 +114,10 @@ func TestCLINode(t *testing.T) {
 			t.Fatalf("node: exit %d, want %d (output should contain %q):\n%s", code, want, wantOut, out.String())
 		}
 	}
-	run(0, "safety boundary of ws held")
+	// A running-config/v1 proves the closure and the boundary, but not
+	// which configuration the node runs: could not check (exit 3).
+	run(3, "safety boundary of ws held")
+	run(3, "configuration-unproven")
 
 	// The agent applies a patch no controller run proposed; the node
 	// ingests the grown log and the auditor's recomputation finds it.

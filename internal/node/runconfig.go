@@ -262,7 +262,7 @@ func (n *Node) previousLink(ctx context.Context, ws string) (*chain.Prev, uint64
 	}
 	for i := len(recs) - 1; i >= 0; i-- {
 		var p attest.RunningConfigV2Predicate
-		if err := n.predicate(ctx, recs[i].ID, &p); err != nil {
+		if err := n.Predicate(ctx, recs[i].ID, &p); err != nil {
 			return nil, 0, err
 		}
 		if p.Configuration != nil && p.Configuration.Workspace == ws {
@@ -285,7 +285,7 @@ func (n *Node) appliesSince(ctx context.Context, ws string, since uint64) ([]cha
 			continue
 		}
 		var ap attest.ApplyPredicate
-		if err := n.predicate(ctx, r.ID, &ap); err != nil {
+		if err := n.Predicate(ctx, r.ID, &ap); err != nil {
 			return nil, err
 		}
 		if ap.Workspace != ws {
@@ -300,8 +300,8 @@ func (n *Node) appliesSince(ctx context.Context, ws string, since uint64) ([]cha
 	return out, nil
 }
 
-// predicate decodes the predicate of the stored attestation id into v.
-func (n *Node) predicate(ctx context.Context, id string, v any) error {
+// Predicate decodes the predicate of the stored attestation id into v.
+func (n *Node) Predicate(ctx context.Context, id string, v any) error {
 	c, err := cid.Decode(id)
 	if err != nil {
 		return err
