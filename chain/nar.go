@@ -47,6 +47,9 @@ func DumpNAR(w io.Writer, dir string) error {
 // named "", "." or "..", a duplicate, or one out of order is refused
 // (ErrUnsafeNAR), as is a symlink being used as a directory. A NAR whose
 // root is a file or a symlink is unpacked as that file or symlink at dir.
+// A NAR that is not canonical (one that does not re-serialise to the same
+// bytes, e.g. with non-zero padding) is refused, so the unpacked tree's
+// NarHash is the hash of the bytes read.
 // On error, dir may hold part of the NAR; the caller removes it.
 func UnpackNAR(r io.Reader, dir string) error {
 	dir = filepath.Clean(dir)
@@ -72,7 +75,10 @@ func UnpackNAR(r io.Reader, dir string) error {
 
 	// go-nix's parser reports a NAR cut short at an entry boundary as
 	// io.EOF, its own "archive done": make the end of r unexpected.
-	nr, err := nar.NewReader(noEOF{r})
+	// consumed hashes the bytes the parser reads, to check at the end that
+	// the NAR was canonical (go-nix accepts e.g. non-zero padding).
+	consumed := sha256.New()
+	nr, err := nar.NewReader(noEOF{io.TeeReader(r, consumed)})
 	if err != nil {
 		return fmt.Errorf("chain: reading NAR: %w", err)
 	}
@@ -84,6 +90,13 @@ func UnpackNAR(r io.Reader, dir string) error {
 		if errors.Is(err, io.EOF) {
 			if first {
 				return fmt.Errorf("chain: reading NAR: empty archive")
+			}
+			back := sha256.New()
+			if err := DumpNAR(back, dir); err != nil {
+				return err
+			}
+			if !bytes.Equal(back.Sum(nil), consumed.Sum(nil)) {
+				return fmt.Errorf("%w: the NAR is not in canonical form (it does not re-serialise to the same bytes)", ErrUnsafeNAR)
 			}
 			return nil
 		}
