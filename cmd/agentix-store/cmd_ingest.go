@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/agentix/agentix-store/attest"
@@ -59,46 +58,19 @@ whose signatures verify with the approver keys of the trust policy.`,
 				return err
 			}
 			defer n.Close()
-			if trustPath == "" {
-				if p := filepath.Join(n.Dir, node.TrustPolicyFile); fileExists(p) {
-					trustPath = p
-				}
-			}
 			var tp *attest.Policy
 			if trustPath != "" {
 				if tp, err = attest.LoadPolicy(trustPath); err != nil {
 					return usagef("trust policy: %v", err)
 				}
-				if pol, err = audit.WithTrustPolicy(pol, tp); err != nil {
-					return usagef("%s: %v", trustPath, err)
-				}
 			}
-			if pol == nil {
-				pol = &audit.Policy{}
+			ing, err := n.NewIngester(node.IngestSetup{Policy: pol, TrustPolicy: tp, NoAttest: noAttest})
+			if errors.Is(err, node.ErrApproversNeedTrustPolicy) {
+				return usagef("ingest: %v (--trust-policy)", err)
 			}
-			ing := audit.NewIngester(n.Store, n.DB)
-			ing.Policy = pol
-			signer, err := attest.LoadSigner(filepath.Join(n.Dir, node.AttestKeyFile))
 			if err != nil {
 				return err
 			}
-			if !noAttest {
-				ing.Attester = audit.PublisherAttester{
-					Publisher: &attest.Publisher{Blocks: n.Store.Blockstore(), Log: n.Log, Index: attest.NewIndex(n.DB)},
-					Signer:    signer,
-				}
-			}
-			if !pol.SingleOperator() {
-				if tp == nil {
-					return usagef("ingest: the policy names approvers; their keys come from --trust-policy")
-				}
-				ing.Approvals = indexedApprovals(n, tp.ApproverKeySet())
-			}
-			nodeKeys := []*attest.Verifier{signer.Verifier()}
-			if tp != nil {
-				nodeKeys = append(nodeKeys, tp.NodeKeySet().List()...)
-			}
-			ing.RunningConfigs = indexedRunningConfigs(n, attest.NewKeySet(nodeKeys...))
 			o := audit.IngestOptions{Workspace: name, VerifyPrefix: verify}
 			out := cmd.OutOrStdout()
 			if !watch {
@@ -214,75 +186,6 @@ func boundaryErr(b *audit.Result) error {
 	return fmt.Errorf("safety boundary violated (%d violation(s)):\n%w", len(b.Violations), b.Err())
 }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-// indexedRunningConfigs returns the running-config/v1 attestations of the
-// node's index signed by one of keys, reduced to the apply ids they name.
-func indexedRunningConfigs(n *node.Node, keys *attest.KeySet) audit.RunningConfigSource {
-	return func(ctx context.Context) ([]audit.RunningConfigClaim, error) {
-		recs, err := attest.NewIndex(n.DB).Search(attest.Query{PredicateType: attest.PredicateRunningConfig})
-		if err != nil {
-			return nil, err
-		}
-		var out []audit.RunningConfigClaim
-		for _, r := range recs {
-			c, err := cid.Decode(r.ID)
-			if err != nil {
-				continue
-			}
-			blk, err := n.Store.Blockstore().Get(ctx, c)
-			if err != nil {
-				return nil, fmt.Errorf("running config %s: %w", r.ID, err)
-			}
-			env, err := attest.ParseEnvelope(blk.RawData())
-			if err != nil {
-				continue
-			}
-			_, payload, err := attest.VerifySignatures(env, keys, 1)
-			if err != nil {
-				continue // not this node's, nor trusted
-			}
-			st, err := attest.ParseStatement(payload)
-			if err != nil {
-				continue
-			}
-			var p attest.RunningConfigPredicate
-			if st.PredicateType != attest.PredicateRunningConfig || st.DecodePredicate(&p) != nil {
-				continue
-			}
-			out = append(out, audit.RunningConfigClaim{ID: r.ID, Applies: p.Applies})
-		}
-		return out, nil
-	}
-}
-
-// indexedApprovals returns the approval/v1 attestations of the node's index
-// that verify with the approver keys.
-func indexedApprovals(n *node.Node, ks *attest.KeySet) audit.ApprovalSource {
-	return func(ctx context.Context) ([]audit.Approval, error) {
-		recs, err := attest.NewIndex(n.DB).Search(attest.Query{PredicateType: attest.PredicateApproval})
-		if err != nil {
-			return nil, err
-		}
-		var envs [][]byte
-		for _, r := range recs {
-			c, err := cid.Decode(r.ID)
-			if err != nil {
-				continue
-			}
-			blk, err := n.Store.Blockstore().Get(ctx, c)
-			if err != nil {
-				return nil, fmt.Errorf("approval %s: %w", r.ID, err)
-			}
-			envs = append(envs, blk.RawData())
-		}
-		apps, _ := audit.VerifyApprovals(envs, ks) // unverifiable approvals do not count
-		return apps, nil
-	}
-}
 
 func printIngest(w io.Writer, r *audit.IngestResult) {
 	switch {
