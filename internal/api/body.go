@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -45,7 +46,10 @@ func (e *BodyError) status() int {
 // the first one: a failed read also cancels the request's context, and a
 // handler that reports that instead would hide the client's fault.
 type bodyReader struct {
-	r   io.ReadCloser
+	r io.ReadCloser
+	// err is the first read error; the body may be read on another
+	// goroutine than the handler's (store.Add reads it in its splitter).
+	mu  sync.Mutex
 	err error
 }
 
@@ -56,9 +60,11 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		if !errors.As(err, &mbe) && !errors.Is(err, ErrBodyDigest) {
 			err = &BodyError{Err: err}
 		}
+		b.mu.Lock()
 		if b.err == nil {
 			b.err = err
 		}
+		b.mu.Unlock()
 	}
 	return n, err
 }
@@ -66,8 +72,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 // bodyFault returns the error r's body failed with, if it did, else err:
 // the cause to report for a write that failed while streaming its body.
 func bodyFault(r *http.Request, err error) error {
-	if br, ok := r.Body.(*bodyReader); ok && br.err != nil {
-		return br.err
+	if br, ok := r.Body.(*bodyReader); ok {
+		br.mu.Lock()
+		defer br.mu.Unlock()
+		if br.err != nil {
+			return br.err
+		}
 	}
 	return err
 }
