@@ -130,11 +130,15 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // answered only once durable), and returns; the caller then closes the node.
 func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 	o.Limits.defaults()
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
 	h, err := Handler(n, o)
 	if err != nil {
 		return err
 	}
 	tr := newConnTracker(o.Limits.MaxConnsPerAddr)
+	tr.onEvict = o.Metrics.evicted.Inc
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,

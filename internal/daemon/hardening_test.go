@@ -165,6 +165,22 @@ func TestSlowLorisDoesNotStarveDaemon(t *testing.T) {
 	if open := stillOpen(conns); open > 64 {
 		t.Errorf("%d of the 520 unauthenticated connections still open, want at most 64 (the per-address bound)", open)
 	}
+	req, _ := http.NewRequest("GET", base+"/metrics", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var evicted int
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if v, ok := strings.CutPrefix(line, "agentix_http_connections_evicted_total "); ok {
+			fmt.Sscan(v, &evicted)
+		}
+	}
+	if evicted < 520-64 {
+		t.Errorf("agentix_http_connections_evicted_total %d, want at least %d", evicted, 520-64)
+	}
 }
 
 // Requests waiting for their bodies do not hold in-flight slots: with two

@@ -250,8 +250,9 @@ type connTracker struct {
 	mu     sync.Mutex
 	byAddr map[string]*list.List // unproven connections, oldest first
 	conns  map[net.Conn]*trackedConn
-	// evicted counts connections closed for the bound (tests, metrics).
-	evicted int
+	// onEvict, when set, is called for each connection closed for the
+	// bound (metrics).
+	onEvict func()
 }
 
 type trackedConn struct {
@@ -312,11 +313,13 @@ func (t *connTracker) connContext(ctx context.Context, c net.Conn) context.Conte
 		l.Remove(v.elem)
 		v.elem = nil
 		victim = v.c
-		t.evicted++
 	}
 	t.mu.Unlock()
 	if victim != nil {
 		victim.Close()
+		if t.onEvict != nil {
+			t.onEvict()
+		}
 	}
 	return context.WithValue(ctx, connKey{}, tc)
 }

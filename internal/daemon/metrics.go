@@ -25,6 +25,7 @@ type Metrics struct {
 	latency      *prometheus.HistogramVec
 	verifyFails  *prometheus.CounterVec
 	rejected     prometheus.Counter
+	evicted      prometheus.Counter
 }
 
 // NewMetrics creates the daemon's metrics in a fresh registry.
@@ -51,9 +52,11 @@ func NewMetrics() *Metrics {
 			Name: "agentix_verification_failures_total", Help: "Inputs refused because they failed verification (bad CAR blocks, bad envelopes, refused checkpoints), by route."}, []string{"route"}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "agentix_http_unauthorized_total", Help: "Writes refused for a missing or wrong credential."}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "agentix_http_connections_evicted_total", Help: "Unauthenticated connections closed because their client address had too many (Limits.MaxConnsPerAddr)."}),
 	}
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.appends, m.batchEntries, m.commitSecs, m.commitErrs, m.requests, m.latency, m.verifyFails, m.rejected)
+		m.appends, m.batchEntries, m.commitSecs, m.commitErrs, m.requests, m.latency, m.verifyFails, m.rejected, m.evicted)
 	return m
 }
 
