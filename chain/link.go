@@ -52,15 +52,17 @@ type LinkInput struct {
 	Genesis *attest.SourceRef
 	// Applies are the applies since Prev (or since the genesis), in order.
 	Applies []Apply
-	// RollbackTo is the earlier link whose state the node returned to (a
-	// rollback; Applies is then empty), or nil.
-	RollbackTo *Prev
+	// Earlier are the workspace's links before Prev. When no apply came
+	// since Prev and the source is no longer Prev's but an earlier link's,
+	// the node rolled back to that link, and the new link says so.
+	Earlier []Prev
 }
 
 // BuildLink computes the configuration link of the node's running system
 // from its workspace with real Nix: the source state (git+file: flake
 // source, its NAR stored through ns), the toplevel evaluated from it, which
-// must be in.Root (else ErrNotRunning), and what it extends. When the
+// must be in.Root (else ErrNotRunning), and what it extends (with
+// RollbackTo when the source returned to an earlier link's). When the
 // source differs from the state it extends plus the applies' patches, the
 // link still describes what the node runs, lists the differing files in
 // Drift, and each is returned as a warning: the node never hides its state.
@@ -107,9 +109,14 @@ func BuildLink(ctx context.Context, ns NARStore, in LinkInput) (*attest.Configur
 		link.Extends.Genesis = &g
 		return link, nil, nil
 	}
-	if in.RollbackTo != nil {
-		link.Extends.RollbackTo = in.RollbackTo.ID
-		base = in.RollbackTo.Link.Source
+	if in.Prev != nil && len(in.Applies) == 0 && src.NarHash != in.Prev.Link.Source.NarHash {
+		for i := len(in.Earlier) - 1; i >= 0; i-- {
+			if e := in.Earlier[i]; e.Link.Source.NarHash == src.NarHash {
+				link.Extends.RollbackTo = e.ID
+				base = e.Link.Source
+				break
+			}
+		}
 	}
 	for _, a := range in.Applies {
 		link.Applies = append(link.Applies, a.ID)

@@ -209,7 +209,8 @@ func (na *nodeAudit) configChain(latest link, ls *LogState) {
 		}
 		if rb := c.Extends.RollbackTo; rb != "" {
 			to, ok := na.v2(rb)
-			if !ok || !inChain[rb] || to.index >= l.index {
+			_, proven := ls.Proven[rb]
+			if !ok || !(inChain[rb] || proven) || to.index >= l.index || to.pred.Configuration == nil || to.pred.Configuration.Workspace != ws {
 				r.Fail("configuration", ptr(l.index), l.id, errf(ErrChainGap, "rolls back to %s, which is not an earlier link of this chain", rb))
 				return
 			}

@@ -165,6 +165,19 @@ func TestConfigurationChainLadder(t *testing.T) {
 	r := l.audit()
 	wantProven(t, r, "configuration of "+l.ws+" proven: the running closure is the evaluation of the genesis plus 1 link(s)")
 
+	// The operator rolls back to the foo system: the node attests a
+	// rollback to the first link, and the auditor proves it.
+	nixostest.Git(t, l.ws, "apply", "-R", "--index", filepath.Join(l.ws, proposalsRel, barWorktree))
+	c3 := l.rebuild()
+	if c3 != c1 {
+		t.Fatalf("rolled-back system %s is not the first one %s", c3, c1)
+	}
+	rc3 := l.attest(c3)
+	if rc3.Link.Extends.RollbackTo != rc1.ID.String() || rc3.Link.Extends.RunningConfig != rc2.ID.String() || len(rc3.Warnings) != 0 {
+		t.Fatalf("rollback link %+v, warnings %v: want a rollback to %s extending %s", rc3.Link, rc3.Warnings, rc1.ID, rc2.ID)
+	}
+	wantProven(t, l.audit(), "is a rollback to "+rc1.ID.String())
+
 	// A fresh auditor replays the whole chain from the genesis.
 	st, err := OpenState(t.TempDir())
 	if err != nil {
@@ -175,7 +188,7 @@ func TestConfigurationChainLadder(t *testing.T) {
 	for _, p := range r.Proven {
 		t.Log(p)
 	}
-	wantProven(t, r, "plus 2 link(s)")
+	wantProven(t, r, "plus 3 link(s)")
 }
 
 // forge signs and publishes a running-config/v2 of closure c with the

@@ -226,14 +226,18 @@ func (n *Node) buildLink(ctx context.Context, root string, o AttestOptions) (*at
 		attr = chain.DefaultAttr(host)
 	}
 	in := chain.LinkInput{Workspace: ws, Attr: attr, Root: root}
-	prev, prevIndex, err := n.previousLink(ctx, ws)
+	links, err := n.links(ctx, ws)
 	if err != nil {
 		return nil, nil, err
 	}
 	since := uint64(0)
-	if prev != nil {
-		in.Prev = prev
-		since = prevIndex + 1
+	if len(links) > 0 {
+		last := links[len(links)-1]
+		in.Prev = &last.Prev
+		since = last.index + 1
+		for _, l := range links[:len(links)-1] {
+			in.Earlier = append(in.Earlier, l.Prev)
+		}
 	} else {
 		g, err := n.LoadGenesis(ws)
 		if err != nil {
@@ -253,23 +257,28 @@ func (n *Node) buildLink(ctx context.Context, root string, o AttestOptions) (*at
 	return chain.BuildLink(ctx, narStore{n}, in)
 }
 
-// previousLink returns the latest running-config/v2 of workspace ws that
-// carries a configuration link, and its log index.
-func (n *Node) previousLink(ctx context.Context, ws string) (*chain.Prev, uint64, error) {
+type indexedLink struct {
+	chain.Prev
+	index uint64
+}
+
+// links returns the running-config/v2 links of workspace ws, in log order.
+func (n *Node) links(ctx context.Context, ws string) ([]indexedLink, error) {
 	recs, err := n.Attest.Search(attest.Query{PredicateType: attest.PredicateRunningConfigV2})
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	for i := len(recs) - 1; i >= 0; i-- {
+	var out []indexedLink
+	for _, r := range recs {
 		var p attest.RunningConfigV2Predicate
-		if err := n.Predicate(ctx, recs[i].ID, &p); err != nil {
-			return nil, 0, err
+		if err := n.Predicate(ctx, r.ID, &p); err != nil {
+			return nil, err
 		}
 		if p.Configuration != nil && p.Configuration.Workspace == ws {
-			return &chain.Prev{ID: recs[i].ID, Link: *p.Configuration}, recs[i].LogIndex, nil
+			out = append(out, indexedLink{Prev: chain.Prev{ID: r.ID, Link: *p.Configuration}, index: r.LogIndex})
 		}
 	}
-	return nil, 0, nil
+	return out, nil
 }
 
 // appliesSince returns the apply/v1 attestations of workspace ws at log
