@@ -175,7 +175,7 @@ func (na *nodeAudit) configChain(latest link, ls *LogState) {
 	}
 	defer os.RemoveAll(dir)
 	tree := filepath.Join(dir, "tree")
-	n := 0
+	n, replayed := 0, 0
 
 	// The state the first link extends.
 	prevIndex := uint64(0)
@@ -233,12 +233,14 @@ func (na *nodeAudit) configChain(latest link, ls *LogState) {
 			return
 		}
 		r.Prove("configuration link %s (generation %d): source %s is its predecessor plus %d approved patch(es) and evaluates to %s", l.id, l.pred.Generation, c.Source.NarHash, len(c.Applies), c.Toplevel.OutPath)
+		replayed++
 		if ls.Proven == nil {
 			ls.Proven = map[string]ProvenLink{}
 		}
 		ls.Proven[l.id] = ProvenLink{Workspace: ws, NarHash: c.Source.NarHash, NAR: c.Source.NAR, OutPath: c.Toplevel.OutPath, Generation: l.pred.Generation}
 		prevIndex = l.index
 	}
+	r.Details["configLinksReplayed"] = replayed
 	r.Prove("configuration of %s proven: the running closure is the evaluation of the genesis plus %d link(s) of approved patches, applied in order", ws, len(chainLinks))
 }
 

@@ -34,14 +34,14 @@ const (
 // through the Agentix ladder, with the real ingester, real Nix and the real
 // daemon in front of the node.
 type ladder struct {
-	t     *testing.T
+	t     testing.TB
 	tn    *testNode
 	ws    string
 	lines []string
 	state *State
 }
 
-func newLadder(t *testing.T) *ladder {
+func newLadder(t testing.TB) *ladder {
 	t.Helper()
 	nixostest.Need(t)
 	l := &ladder{t: t, tn: openNode(t, initNodeDir(t, host)), ws: nixostest.NewWorkspace(t, host)}
