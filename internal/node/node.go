@@ -59,6 +59,34 @@ type Config struct {
 	Witnesses []Witness `json:"witnesses,omitempty"`
 	// Peers are other nodes' logs this node witnesses.
 	Peers []Peer `json:"peers,omitempty"`
+	// Workspaces are the Agentix workspaces the daemon follows: it ingests
+	// each as Agentix appends to its audit log.
+	Workspaces []WorkspaceConfig `json:"workspaces,omitempty"`
+	// RunningSystem is the symlink to the running NixOS system the daemon
+	// follows ("" means DefaultRunningSystem); see RunningSystemPath.
+	RunningSystem string `json:"runningSystem,omitempty"`
+}
+
+// DefaultRunningSystem is the running system's symlink on NixOS.
+const DefaultRunningSystem = "/run/current-system"
+
+// RunningSystemPath is c.RunningSystem, or DefaultRunningSystem when unset.
+func (c *Config) RunningSystemPath() string {
+	if c.RunningSystem == "" {
+		return DefaultRunningSystem
+	}
+	return c.RunningSystem
+}
+
+// WorkspaceConfig is an Agentix workspace the daemon follows.
+type WorkspaceConfig struct {
+	// Path is the workspace directory (absolute).
+	Path string `json:"path"`
+	// Host names its nixosConfigurations entry (default: the node name).
+	Host string `json:"host,omitempty"`
+	// Attr is the toplevel flake attribute (default:
+	// nixosConfigurations.<host>.config.system.build.toplevel).
+	Attr string `json:"attr,omitempty"`
 }
 
 // Witness is a witness of this node's log.
@@ -328,7 +356,8 @@ func DaemonClient(dir string) (*Daemon, error) {
 }
 
 // UpdateConfig applies fn to dir's config and writes it back atomically.
-// A running daemon reads its config at start; restart it to apply.
+// A running daemon reads most of its config at start (restart it to
+// apply); it follows changes to workspaces and runningSystem at once.
 func UpdateConfig(dir string, fn func(*Config) error) (*Config, error) {
 	c, err := LoadConfig(dir)
 	if err != nil {
