@@ -1,10 +1,13 @@
 package closure
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path/filepath"
 	"sort"
@@ -267,6 +270,9 @@ func Import(ctx context.Context, st *store.Store, db *badger.DB, src Source, roo
 // NAR's CID is held in fl from the moment it is stored; track is told it
 // when the import goes on with it.
 func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, progress func(delta int64), fl *inflight, track func(cid.Cid)) (*StorePathInfo, error) {
+	if w, ok := src.(narWriter); ok && pi.NarSize <= smallNAR {
+		return importSmall(ctx, st, w, pi, progress, fl, track)
+	}
 	rc, err := src.NAR(ctx, pi)
 	if err != nil {
 		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, err)
@@ -278,6 +284,12 @@ func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, p
 	})
 	closeErr := rc.Close()
 	if err != nil {
+		var de *DumpError
+		if errors.As(closeErr, &de) {
+			// The NAR was cut short because the path could not be
+			// read: that, not the truncation, is the failure.
+			return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, closeErr)
+		}
 		return nil, err
 	}
 	track(res.CID)
@@ -291,6 +303,74 @@ func importPath(ctx context.Context, st *store.Store, src Source, pi PathInfo, p
 		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, closeErr)
 	}
 	return newStorePathInfo(pi, res.CID), nil
+}
+
+// narWriter is a Source that writes a NAR in the caller's goroutine
+// (LocalNix): Import buffers small NARs whole, so hashing, checking and
+// storing them needs no stream machinery.
+type narWriter interface {
+	WriteNAR(ctx context.Context, pi PathInfo, w io.Writer) error
+}
+
+// smallNAR is the NAR size up to which a narWriter's NAR is buffered whole
+// (one buffer per job).
+const smallNAR = 1 << 20
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, 0, smallNAR); return &b }}
+
+// smallSink hashes and counts everything written to it and keeps it in buf
+// while it fits in max bytes (a NAR longer than its narSize is hashed to
+// the end for the error message, not kept).
+type smallSink struct {
+	h    hash.Hash
+	n    int64
+	max  int64
+	buf  []byte
+	over bool
+}
+
+func (s *smallSink) Write(p []byte) (int, error) {
+	s.h.Write(p)
+	s.n += int64(len(p))
+	if !s.over {
+		if s.n <= s.max {
+			s.buf = append(s.buf, p...)
+		} else {
+			s.over = true
+		}
+	}
+	return len(p), nil
+}
+
+// importSmall imports a NAR of at most smallNAR bytes (as its path info
+// claims) from w: written into a buffer while hashed, compared with the
+// narHash and narSize, checked (CheckNAR), stored. Held in fl and tracked as
+// importPath does.
+func importSmall(ctx context.Context, st *store.Store, w narWriter, pi PathInfo, progress func(delta int64), fl *inflight, track func(cid.Cid)) (*StorePathInfo, error) {
+	bp := smallBufs.Get().(*[]byte)
+	defer func() { *bp = (*bp)[:0]; smallBufs.Put(bp) }()
+	sink := &smallSink{h: sha256.New(), max: pi.NarSize, buf: (*bp)[:0]}
+	if err := w.WriteNAR(ctx, pi, sink); err != nil {
+		return nil, fmt.Errorf("fetch NAR of %s: %w", pi.Path, err)
+	}
+	if got := FormatHash(sumHash(sink.h)); got != pi.NarHashString() || sink.n != pi.NarSize {
+		return nil, &HashMismatchError{StorePath: pi.Path, WantHash: pi.NarHashString(), GotHash: got, WantSize: pi.NarSize, GotSize: sink.n}
+	}
+	if err := checkNAR(bytes.NewReader(sink.buf), pi.Path); err != nil {
+		return nil, err
+	}
+	p := fl.begin()
+	c, err := st.Add(ctx, p.reader(bytes.NewReader(sink.buf)), store.AddOptions{Chunker: NARChunker})
+	if testHookAfterAdd != nil {
+		testHookAfterAdd()
+	}
+	fl.finish(p, c)
+	if err != nil {
+		return nil, fmt.Errorf("store NAR of %s: %w", pi.Path, err)
+	}
+	track(c)
+	progress(sink.n)
+	return newStorePathInfo(pi, c), nil
 }
 
 // reusable returns the record of pi stored by an earlier import when it has

@@ -12,8 +12,10 @@ import (
 )
 
 // LocalNix is the Source of the Nix installation on this machine: path infos
-// from `nix path-info --json --recursive`, NARs streamed from
-// `nix-store --dump`.
+// from `nix path-info --json --recursive`; NARs serialised in-process from
+// the store (DumpNAR: read-only, no symlink followed), or streamed from
+// `nix-store --dump` with NixStoreDump. Either way Import checks every NAR
+// against the narHash and narSize that `nix path-info` reported.
 type LocalNix struct {
 	// BinDir holds the nix and nix-store programs ("" = look them up in
 	// $PATH).
@@ -24,6 +26,20 @@ type LocalNix struct {
 	Env []string
 	// ExtraArgs are passed to `nix path-info` (e.g. "--store", "…").
 	ExtraArgs []string
+	// RealDir is the directory the store paths are in on this machine
+	// (Dir if ""), for a store whose logical directory is elsewhere (a
+	// chroot store).
+	RealDir string
+	// NixStoreDump streams NARs from one `nix-store --dump` process per
+	// path instead of serialising them in-process.
+	NixStoreDump bool
+}
+
+func (l *LocalNix) realDir() string {
+	if l.RealDir != "" {
+		return l.RealDir
+	}
+	return l.StoreDir()
 }
 
 // StoreDir implements Source.
@@ -63,9 +79,15 @@ func (l *LocalNix) Closure(ctx context.Context, root string) ([]PathInfo, error)
 	return ParsePathInfoJSON(out, l.StoreDir())
 }
 
-// NAR implements Source: the stdout of `nix-store --dump PATH`. Close waits
-// for the process and reports a non-zero exit with its stderr.
+// NAR implements Source: DumpNAR of the path, written by a goroutine as it
+// is read; Close stops it and reports its *DumpError. With NixStoreDump, the
+// stdout of `nix-store --dump PATH`; Close waits for the process and reports
+// a non-zero exit with its stderr.
 func (l *LocalNix) NAR(ctx context.Context, pi PathInfo) (io.ReadCloser, error) {
+	if !l.NixStoreDump {
+		dir, sp := l.realDir(), l.realPath(pi.Path)
+		return narPipe(func(w io.Writer) error { return DumpNAR(w, dir, sp) }), nil
+	}
 	cmd := l.command(ctx, "nix-store", "--dump", pi.Path)
 	stderr := &bytes.Buffer{}
 	cmd.Stderr = stderr
@@ -122,4 +144,27 @@ func (c *cmdReader) Close() error {
 		return fmt.Errorf("%w: %s: %v: %s", ErrSourceFailed, c.what, err, strings.TrimSpace(c.stderr.String()))
 	}
 	return nil
+}
+
+// realPath is store path p (in StoreDir) in RealDir.
+func (l *LocalNix) realPath(p string) string {
+	return l.realDir() + "/" + filepath.Base(p)
+}
+
+// WriteNAR writes the NAR of pi to w in the caller's goroutine (DumpNAR), or
+// copies `nix-store --dump` to w with NixStoreDump. Import uses it for small
+// NARs, which it buffers whole.
+func (l *LocalNix) WriteNAR(ctx context.Context, pi PathInfo, w io.Writer) error {
+	if !l.NixStoreDump {
+		return DumpNAR(w, l.realDir(), l.realPath(pi.Path))
+	}
+	rc, err := l.NAR(ctx, pi)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, rc)
+	if cerr := rc.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/agentix/agentix-store/store"
 	"github.com/ipfs/go-cid"
@@ -61,6 +62,11 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 	defer nr.Close()
 	var prev *nar.Header
 	var buf []byte
+	defer func() {
+		if buf != nil {
+			checkBufs.Put(&buf)
+		}
+	}()
 	for {
 		hdr, err := nr.Next()
 		if err == io.EOF {
@@ -107,7 +113,7 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 		}
 		if hdr.Type == nar.TypeRegular && hdr.Size > 0 {
 			if buf == nil {
-				buf = make([]byte, 256<<10)
+				buf = *checkBufs.Get().(*[]byte)
 			}
 			// Large reads: io.Discard's own ReadFrom would read 8 KiB
 			// at a time.
@@ -137,6 +143,9 @@ func checkNAR(r io.Reader, storePath string) (err error) {
 	}
 	return nil
 }
+
+// checkBufs are checkNAR's read buffers.
+var checkBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 // discard is io.Discard without ReadFrom, so that io.CopyBuffer uses the
 // buffer it is given.

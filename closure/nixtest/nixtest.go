@@ -3,6 +3,7 @@ package nixtest
 import (
 	"bytes"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,7 +90,7 @@ func (n *Nix) Build(drvs ...Drv) []string {
 	if err := os.WriteFile(f, []byte(b.String()), 0o644); err != nil {
 		n.tb.Fatal(err)
 	}
-	out := strings.Fields(n.Run("nix-build", "--no-out-link", f))
+	out := strings.Fields(n.Run("nix-build", "--no-out-link", "--max-jobs", "4", f))
 	if len(out) != len(drvs) {
 		n.tb.Fatalf("nix-build printed %d paths for %d derivations: %q", len(out), len(drvs), out)
 	}
@@ -119,4 +120,38 @@ func (n *Nix) Dump(path string) []byte {
 func (n *Nix) PathInfoJSON(path string) []byte {
 	n.tb.Helper()
 	return []byte(n.Run("nix", "path-info", "--json", "--recursive", path))
+}
+
+// Packages builds a closure shaped like a system's: count small packages,
+// each with a bin/ and a share/ file of pseudo-random bytes (together
+// between minKB and maxKB KiB, sizes drawn from seed), and a top path whose
+// file refers to every package. It returns the packages' store paths and
+// the top path last. salt makes the derivations differ (a package whose
+// index is in vary gets "salt-changed" instead, so two closures can differ
+// by a few paths). The paths stay in the Nix store, so a second call with
+// the same arguments builds nothing: Nix finds them valid.
+func (n *Nix) Packages(count, minKB, maxKB int, seed int64, salt string, vary ...int) []string {
+	n.tb.Helper()
+	r := rand.New(rand.NewSource(seed))
+	changed := map[int]bool{}
+	for _, i := range vary {
+		changed[i] = true
+	}
+	drvs := make([]Drv, 0, count+1)
+	var refs strings.Builder
+	for i := range count {
+		kb := minKB + r.Intn(maxKB-minKB+1)
+		bin := 1 + r.Intn(kb)
+		s := salt
+		if changed[i] {
+			s += "-changed"
+		}
+		name := fmt.Sprintf("pkg%04d", i)
+		drvs = append(drvs, Drv{Name: name, Script: fmt.Sprintf(
+			"/bin/mkdir -p $out/bin $out/share/%[1]s; /usr/bin/head -c %[2]d /dev/urandom > $out/bin/%[1]s; /usr/bin/head -c %[3]d /dev/urandom > $out/share/%[1]s/data; echo %[4]s >> $out/share/%[1]s/data",
+			name, bin<<10, (kb-bin)<<10, s)})
+		fmt.Fprintf(&refs, " ${%s}", name)
+	}
+	drvs = append(drvs, Drv{Name: "top", Script: "/bin/mkdir -p $out; echo" + refs.String() + " > $out/refs; echo " + salt + " >> $out/refs"})
+	return n.Build(drvs...)
 }
