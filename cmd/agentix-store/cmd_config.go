@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/agentix/agentix-store/internal/node"
@@ -17,10 +19,10 @@ import (
 func init() { register(newConfigCmd) }
 
 func newConfigCmd() *cobra.Command {
-	c := &cobra.Command{Use: "config", Short: "Show or change the node's config (witnesses of its log, peers it witnesses); restart the daemon to apply"}
+	c := &cobra.Command{Use: "config", Short: "Show or change the node's config (witnesses of its log, peers it witnesses: restart the daemon to apply; workspaces and the running system it follows: applied at once)"}
 	show := &cobra.Command{
 		Use:   "show",
-		Short: "Print config.json",
+		Short: "Print config.json (runningSystem and workspaces with their effective values)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := a.dir()
@@ -30,6 +32,11 @@ func newConfigCmd() *cobra.Command {
 			cfg, err := node.LoadConfig(dir)
 			if err != nil {
 				return err
+			}
+			// The effective values: what the daemon follows.
+			cfg.RunningSystem = cfg.RunningSystemPath()
+			if cfg.Workspaces == nil {
+				cfg.Workspaces = []node.WorkspaceConfig{}
 			}
 			a.json = true
 			return a.emit(cmd.OutOrStdout(), cfg, nil)
@@ -90,7 +97,7 @@ func newConfigCmd() *cobra.Command {
 	peer.Flags().StringVar(&purl, "url", "", "the peer node's URL (informational)")
 	apply := &cobra.Command{
 		Use:   "apply FILE|-",
-		Short: "Set the config fields FILE names (listen, chunker, sync_writes, nix_compression, witnesses, peers), as the NixOS module does; keys are never touched",
+		Short: "Set the config fields FILE names (listen, chunker, sync_writes, nix_compression, witnesses, peers, workspaces, runningSystem), as the NixOS module does; keys are never touched",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, _, err := openInput(args[0])
@@ -103,12 +110,14 @@ func newConfigCmd() *cobra.Command {
 				return err
 			}
 			var over struct {
-				Listen         *string         `json:"listen"`
-				Chunker        *string         `json:"chunker"`
-				SyncWrites     *bool           `json:"sync_writes"`
-				NixCompression *string         `json:"nix_compression"`
-				Witnesses      *[]node.Witness `json:"witnesses"`
-				Peers          *[]node.Peer    `json:"peers"`
+				Listen         *string                 `json:"listen"`
+				Chunker        *string                 `json:"chunker"`
+				SyncWrites     *bool                   `json:"sync_writes"`
+				NixCompression *string                 `json:"nix_compression"`
+				Witnesses      *[]node.Witness         `json:"witnesses"`
+				Peers          *[]node.Peer            `json:"peers"`
+				Workspaces     *[]node.WorkspaceConfig `json:"workspaces"`
+				RunningSystem  *string                 `json:"runningSystem"`
 			}
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.DisallowUnknownFields()
@@ -133,7 +142,30 @@ func newConfigCmd() *cobra.Command {
 					}
 				}
 			}
+			if over.Workspaces != nil {
+				seen := map[string]bool{}
+				for i, w := range *over.Workspaces {
+					if !filepath.IsAbs(w.Path) {
+						return usagef("%s: workspace %q: the path must be absolute", args[0], w.Path)
+					}
+					p := filepath.Clean(w.Path)
+					if seen[p] {
+						return usagef("%s: workspace %s is listed twice", args[0], p)
+					}
+					seen[p] = true
+					(*over.Workspaces)[i].Path = p
+				}
+			}
+			if over.RunningSystem != nil && *over.RunningSystem != "" && !filepath.IsAbs(*over.RunningSystem) {
+				return usagef("%s: runningSystem %q: the path must be absolute", args[0], *over.RunningSystem)
+			}
 			return updateConfig(cmd, func(c *node.Config) error {
+				if over.Workspaces != nil {
+					c.Workspaces = *over.Workspaces
+				}
+				if over.RunningSystem != nil {
+					c.RunningSystem = *over.RunningSystem
+				}
 				if over.Listen != nil {
 					c.Listen = *over.Listen
 				}
@@ -156,7 +188,7 @@ func newConfigCmd() *cobra.Command {
 			})
 		},
 	}
-	c.AddCommand(show, witness, peer, apply, newConfigGenesisCmd())
+	c.AddCommand(show, witness, peer, apply, newConfigGenesisCmd(), newWorkspaceAddCmd(), newWorkspaceRmCmd())
 	return c
 }
 
@@ -170,8 +202,71 @@ func updateConfig(cmd *cobra.Command, fn func(*node.Config) error) error {
 		return err
 	}
 	return a.emit(cmd.OutOrStdout(), cfg, func(w io.Writer) {
-		fmt.Fprintf(w, "%s: %d witnesses, %d peer logs (restart the daemon to apply)\n", dir, len(cfg.Witnesses), len(cfg.Peers))
+		fmt.Fprintf(w, "%s: %d witnesses, %d peer logs (restart the daemon to apply); %d workspaces and the running system %s followed (a running daemon applies them at once)\n",
+			dir, len(cfg.Witnesses), len(cfg.Peers), len(cfg.Workspaces), cfg.RunningSystemPath())
 	})
+}
+
+// newWorkspaceAddCmd is `config workspace-add`.
+func newWorkspaceAddCmd() *cobra.Command {
+	var host, attr string
+	c := &cobra.Command{
+		Use:   "workspace-add PATH [--host H] [--attr A]",
+		Short: "Follow the Agentix workspace PATH (a directory holding .agentix/): the daemon ingests it as Agentix appends and builds the running system's configuration chain from it; a running daemon starts at once",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := filepath.Abs(args[0])
+			if err != nil {
+				return usagef("workspace-add: %s: %v", args[0], err)
+			}
+			fi, err := os.Stat(ws)
+			if err != nil {
+				return usagef("workspace-add: %s is not an Agentix workspace: %v", ws, err)
+			}
+			if !fi.IsDir() {
+				return usagef("workspace-add: %s is not an Agentix workspace: not a directory", ws)
+			}
+			if fi, err := os.Stat(filepath.Join(ws, ".agentix")); err != nil || !fi.IsDir() {
+				return usagef("workspace-add: %s is not an Agentix workspace: it has no .agentix directory", ws)
+			}
+			return updateConfig(cmd, func(c *node.Config) error {
+				for _, w := range c.Workspaces {
+					if filepath.Clean(w.Path) == ws {
+						return usagef("workspace-add: workspace %s is already configured", ws)
+					}
+				}
+				c.Workspaces = append(c.Workspaces, node.WorkspaceConfig{Path: ws, Host: host, Attr: attr})
+				return nil
+			})
+		},
+	}
+	c.Flags().StringVar(&host, "host", "", "the workspace's nixosConfigurations entry (default: the node's name)")
+	c.Flags().StringVar(&attr, "attr", "", "flake attribute of the toplevel (default nixosConfigurations.<host>.config.system.build.toplevel)")
+	return c
+}
+
+// newWorkspaceRmCmd is `config workspace-rm`.
+func newWorkspaceRmCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "workspace-rm PATH",
+		Short: "Stop following the workspace PATH (what was ingested stays); a running daemon stops at once",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := filepath.Abs(args[0])
+			if err != nil {
+				return usagef("workspace-rm: %s: %v", args[0], err)
+			}
+			return updateConfig(cmd, func(c *node.Config) error {
+				for i, w := range c.Workspaces {
+					if filepath.Clean(w.Path) == ws {
+						c.Workspaces = append(c.Workspaces[:i], c.Workspaces[i+1:]...)
+						return nil
+					}
+				}
+				return usagef("workspace-rm: workspace %s is not configured", ws)
+			})
+		},
+	}
 }
 
 func newConfigGenesisCmd() *cobra.Command {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/agentix/agentix-store/internal/daemon"
+	"github.com/agentix/agentix-store/internal/follow"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/spf13/cobra"
 )
@@ -15,11 +16,11 @@ import (
 func init() { register(newServeCmd) }
 
 func newServeCmd() *cobra.Command {
-	var listen string
-	var verbose bool
+	var listen, runningSystem string
+	var verbose, noFollow bool
 	c := &cobra.Command{
-		Use:   "serve [--listen ADDR]",
-		Short: "Run the node daemon (initialises the data directory on first run)",
+		Use:   "serve [--listen ADDR] [--running-system PATH] [--no-follow]",
+		Short: "Run the node daemon (initialises the data directory on first run); it follows the node: ingests the configured workspaces as Agentix appends, attests the running system each time it changes",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			level := slog.LevelInfo
@@ -34,6 +35,11 @@ func newServeCmd() *cobra.Command {
 			dir, err := a.dir()
 			if err != nil {
 				return err
+			}
+			if runningSystem != "" {
+				if runningSystem, err = filepath.Abs(runningSystem); err != nil {
+					return usagef("--running-system: %v", err)
+				}
 			}
 			metrics := daemon.NewMetrics()
 			n, err := node.Open(dir, node.OpenOptions{Init: true, Logger: logger, OnBatch: metrics.OnBatch})
@@ -54,12 +60,15 @@ func newServeCmd() *cobra.Command {
 			}
 			defer os.Remove(addrFile)
 			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name, "log", n.Config.Origin)
-			err = daemon.Serve(cmd.Context(), n, l, daemon.Options{Logger: logger, Metrics: metrics})
+			err = daemon.Serve(cmd.Context(), n, l, daemon.Options{Logger: logger, Metrics: metrics,
+				Follow: !noFollow, FollowOptions: follow.Options{RunningSystem: runningSystem}})
 			logger.Info("stopped")
 			return err
 		},
 	}
 	c.Flags().StringVar(&listen, "listen", "", "listen address (default from config: 127.0.0.1:7171)")
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every request")
+	c.Flags().StringVar(&runningSystem, "running-system", "", "symlink to the running NixOS system to follow (default from config runningSystem: "+node.DefaultRunningSystem+")")
+	c.Flags().BoolVar(&noFollow, "no-follow", false, "follow neither workspaces nor the running system")
 	return c
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/api"
+	"github.com/agentix/agentix-store/internal/follow"
 	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
@@ -25,6 +27,14 @@ type Options struct {
 	Metrics *Metrics // nil: a fresh set
 	Limits  Limits
 	API     api.Limits
+	// Follow makes Serve run a follower (package follow) over the node's
+	// workspaces and running system, with FollowOptions, stopped before
+	// Serve returns.
+	Follow        bool
+	FollowOptions follow.Options
+	// Follower, if set, is reported by /metrics and /healthz?detail=1
+	// (Serve sets it when Follow is).
+	Follower *follow.Follower
 }
 
 // Handler returns the node's HTTP handler.
@@ -35,6 +45,9 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 	o.Limits.defaults()
 	m := o.Metrics
 	m.registerNode(n)
+	if o.Follower != nil {
+		m.registerFollower(o.Follower)
+	}
 	gw, err := n.Store.GatewayHandler(m.Registry)
 	if err != nil {
 		return nil, err
@@ -45,6 +58,10 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("detail") {
+			healthDetail(w, o.Follower)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
@@ -127,11 +144,24 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // Serve serves n on l until ctx is done, then shuts down gracefully: it
 // stops accepting, waits up to 30 s for in-flight requests (an append is
-// answered only once durable), and returns; the caller then closes the node.
+// answered only once durable), stops the follower (o.Follow), and returns;
+// the caller then closes the node.
 func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 	o.Limits.defaults()
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
+	}
+	if o.Follow {
+		if o.FollowOptions.Logger == nil {
+			o.FollowOptions.Logger = o.Logger
+		}
+		f, err := follow.Start(ctx, n, o.FollowOptions)
+		if err != nil {
+			return fmt.Errorf("follow: %w", err)
+		}
+		// Stopped before the caller closes the node.
+		defer f.Stop()
+		o.Follower = f
 	}
 	h, err := Handler(n, o)
 	if err != nil {
@@ -179,4 +209,25 @@ func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 		return err
 	}
 	return nil
+}
+
+// healthDetail answers GET /healthz?detail=1: a JSON object with "status"
+// ("ok", or "degraded" while a followed workspace or the running system
+// has a current failure) and, when the daemon follows its node, "follow"
+// (follow.Status). It is 200 either way: the daemon itself is alive.
+func healthDetail(w http.ResponseWriter, f *follow.Follower) {
+	out := struct {
+		Status string         `json:"status"`
+		Follow *follow.Status `json:"follow,omitempty"`
+	}{Status: "ok"}
+	if f != nil {
+		st := f.Status()
+		out.Follow = &st
+		if !st.Healthy {
+			out.Status = "degraded"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	b, _ := json.MarshalIndent(out, "", "  ")
+	w.Write(append(b, '\n'))
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentix/agentix-store/internal/follow"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -147,4 +148,61 @@ func (m *Metrics) observe(h http.Handler) http.Handler {
 			m.verifyFails.WithLabelValues(rt).Inc()
 		}
 	})
+}
+
+// followCollector exports a follower's status at scrape time.
+type followCollector struct {
+	f                          *follow.Follower
+	failures, successes, last  *prometheus.Desc
+	workspaces, failing, tampr *prometheus.Desc
+}
+
+// registerFollower adds the agentix_follow_* metrics of f.
+func (m *Metrics) registerFollower(f *follow.Follower) {
+	m.Registry.MustRegister(&followCollector{f: f,
+		failures: prometheus.NewDesc("agentix_follow_failures_total",
+			"Failed steps of following the node (config, ingest, import, attest); each is retried with backoff.", []string{"step"}, nil),
+		successes: prometheus.NewDesc("agentix_follow_successes_total",
+			"Steps of following the node that succeeded.", []string{"step"}, nil),
+		last: prometheus.NewDesc("agentix_follow_last_success_timestamp_seconds",
+			"Unix time of the step's last success (0: none yet).", []string{"step"}, nil),
+		workspaces: prometheus.NewDesc("agentix_follow_workspaces",
+			"Workspaces followed.", nil, nil),
+		failing: prometheus.NewDesc("agentix_follow_failing",
+			"1 while the workspace (or, with workspace=\"\", the running system) has a current failure.", []string{"workspace"}, nil),
+		tampr: prometheus.NewDesc("agentix_follow_tampered_total",
+			"Ingests refused because the workspace's audit log does not continue the accepted snapshot.", []string{"workspace"}, nil),
+	})
+}
+
+func (c *followCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.failures, c.successes, c.last, c.workspaces, c.failing, c.tampr} {
+		ch <- d
+	}
+}
+
+func (c *followCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.f.Status()
+	for _, step := range follow.Steps {
+		s := st.Steps[step]
+		ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(s.Failures), step)
+		ch <- prometheus.MustNewConstMetric(c.successes, prometheus.CounterValue, float64(s.Successes), step)
+		var t float64
+		if !s.LastSuccess.IsZero() {
+			t = float64(s.LastSuccess.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(c.last, prometheus.GaugeValue, t, step)
+	}
+	ch <- prometheus.MustNewConstMetric(c.workspaces, prometheus.GaugeValue, float64(len(st.Workspaces)))
+	b := func(ok bool) float64 {
+		if ok {
+			return 1
+		}
+		return 0
+	}
+	for _, w := range st.Workspaces {
+		ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, b(w.Error != ""), w.Path)
+		ch <- prometheus.MustNewConstMetric(c.tampr, prometheus.CounterValue, float64(w.Tampered), w.Path)
+	}
+	ch <- prometheus.MustNewConstMetric(c.failing, prometheus.GaugeValue, b(st.RunningSystem.Error != ""), "")
 }
