@@ -183,3 +183,33 @@ func truncate(b []byte) string {
 	}
 	return string(b)
 }
+
+// Build realises attr of the flake in the plain directory dir (path:DIR,
+// checked as Evaluate checks it) with real Nix, offline, and returns the
+// output path. An auditor rebuilds a toplevel with it to compare every
+// path's NAR hash with the node's (reproducibility).
+func Build(ctx context.Context, dir, attr string) (string, error) {
+	top, err := Evaluate(ctx, dir, attr)
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	args := append([]string{"build", "--no-link", "--json"}, evalFlags...)
+	out, err := runNix(ctx, append(args, "path:"+abs+"#"+attr), ErrEvaluation)
+	if err != nil {
+		return "", err
+	}
+	var res []struct {
+		Outputs map[string]string `json:"outputs"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || len(res) != 1 || res[0].Outputs["out"] == "" {
+		return "", fmt.Errorf("%w: nix build %s#%s printed %q", ErrEvaluation, abs, attr, truncate(out))
+	}
+	if got := res[0].Outputs["out"]; got != top.OutPath {
+		return "", fmt.Errorf("%w: nix build %s#%s gave %s, evaluation said %s", ErrEvaluation, abs, attr, got, top.OutPath)
+	}
+	return top.OutPath, nil
+}

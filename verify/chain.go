@@ -16,6 +16,7 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/chain"
+	"github.com/agentix/agentix-store/closure"
 )
 
 // Errors of the configuration chain. Each names the link (the
@@ -46,6 +47,9 @@ var (
 	// ErrGenesisMismatch: the chain starts from another genesis than the
 	// trust policy pins or this auditor accepted before.
 	ErrGenesisMismatch = errors.New("genesis source differs from the trusted one")
+	// ErrNotReproduced: with --rebuild, a path this auditor built has
+	// another NAR hash than the node's closure says.
+	ErrNotReproduced = errors.New("rebuilt paths differ from the node's")
 	// ErrConfigUnproven: the node attests what it runs but not the
 	// configuration it came from (running-config/v1, or a v2 that says why
 	// not). It is an ErrUnavailable: nothing was found false, but the
@@ -67,6 +71,7 @@ func init() {
 		{ErrSkippedApply, "skipped-apply"},
 		{ErrApplyOrder, "apply-order"},
 		{ErrGenesisMismatch, "genesis-mismatch"},
+		{ErrNotReproduced, "not-reproduced"},
 	}, reasons...)
 }
 
@@ -241,6 +246,9 @@ func (na *nodeAudit) configChain(latest link, ls *LogState) {
 		prevIndex = l.index
 	}
 	r.Details["configLinksReplayed"] = replayed
+	if na.o.Rebuild {
+		na.rebuild(latest, tree)
+	}
 	r.Prove("configuration of %s proven: the running closure is the evaluation of the genesis plus %d link(s) of approved patches, applied in order", ws, len(chainLinks))
 }
 
@@ -463,3 +471,35 @@ func sriSHA256(s string) ([]byte, error) {
 }
 
 var _ = context.Background
+
+// rebuild builds the latest link's toplevel from the rebuilt tree with this
+// auditor's Nix and compares every path's NAR hash with the node's closure
+// (reproducibility, as Trustix and r13y check it).
+func (na *nodeAudit) rebuild(l link, tree string) {
+	c := l.pred.Configuration
+	out, err := chain.Build(na.ctx, tree, c.Toplevel.Attr)
+	if err != nil {
+		na.r.Fail("rebuild", ptr(l.index), l.id, unavailable("build %s: %v", c.Toplevel.Attr, err))
+		return
+	}
+	infos, err := (&closure.LocalNix{}).Closure(na.ctx, out)
+	if err != nil {
+		na.r.Fail("rebuild", ptr(l.index), l.id, unavailable("path-info of %s: %v", out, err))
+		return
+	}
+	if na.closureNars == nil {
+		na.r.Fail("rebuild", ptr(l.index), l.id, unavailable("the node's closure could not be read to compare"))
+		return
+	}
+	var differ []string
+	for _, pi := range infos {
+		if node, ok := na.closureNars[pi.Path]; !ok || node != pi.NarHashString() {
+			differ = append(differ, pi.Path)
+		}
+	}
+	if len(differ) > 0 {
+		na.r.Fail("rebuild", ptr(l.index), l.id, errf(ErrNotReproduced, "%d of %d path(s) rebuilt here differ from the node's (NAR hash, or missing from its closure): %v", len(differ), len(infos), differ))
+		return
+	}
+	na.r.Prove("rebuilt %s here: all %d path(s) have the node's NAR hashes", out, len(infos))
+}

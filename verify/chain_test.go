@@ -178,6 +178,11 @@ func TestConfigurationChainLadder(t *testing.T) {
 	}
 	wantProven(t, l.audit(), "is a rollback to "+rc1.ID.String())
 
+	// --rebuild: this auditor builds the toplevel itself and finds the
+	// node's NAR hashes.
+	rb := CheckNode(context.Background(), l.tn.srv.URL, l.tn.policy, NodeOptions{State: l.state, TempDir: t.TempDir(), Rebuild: true})
+	wantProven(t, rb, "all 1 path(s) have the node's NAR hashes")
+
 	// A fresh auditor replays the whole chain from the genesis.
 	st, err := OpenState(t.TempDir())
 	if err != nil {

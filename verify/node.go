@@ -42,6 +42,9 @@ type NodeOptions struct {
 	Shallow bool         // check the closure's root record only
 	HTTP    *http.Client // nil: http.DefaultClient
 	TempDir string       // where the fetched closure is checked ("" : os.TempDir)
+	// Rebuild builds the latest link's toplevel with this auditor's Nix
+	// and compares every path's NAR hash with the node's closure.
+	Rebuild bool
 }
 
 type nodeAudit struct {
@@ -62,6 +65,8 @@ type nodeAudit struct {
 	rcApplies []string // the apply/v1 ids it names
 
 	sorted []attest.Record // every attestation the node lists, in log order
+
+	closureNars map[string]string // store path → narHash of the verified closure
 }
 
 // CheckNode audits the whole claim of the node at base (its daemon's URL):
@@ -353,6 +358,12 @@ func (na *nodeAudit) closure(ref attest.ClosureRef) {
 	if err != nil {
 		r.Fail("closure", nil, ref.CID, err)
 		return
+	}
+	if _, entries, err := closure.Load(na.ctx, st, c); err == nil {
+		na.closureNars = map[string]string{}
+		for _, e := range entries {
+			na.closureNars[e.Path] = e.NarHashString()
+		}
 	}
 	if vr.Root != ref.RootStorePath {
 		r.Fail("closure", nil, ref.CID, fmt.Errorf("%w: closure root %s, running-config names %s", closure.ErrIncomplete, vr.Root, ref.RootStorePath))

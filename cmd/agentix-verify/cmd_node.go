@@ -40,5 +40,6 @@ checked.`,
 	}
 	policyFlag(c)
 	c.Flags().BoolVar(&o.Shallow, "shallow", false, "check the closure's root record only (no NARs)")
+	c.Flags().BoolVar(&o.Rebuild, "rebuild", false, "also build the latest configuration's toplevel with this machine's Nix and compare every path's NAR hash with the node's (reproducibility)")
 	return c
 }
