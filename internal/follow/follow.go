@@ -118,8 +118,10 @@ type RunningStatus struct {
 	Workspace     string    `json:"workspace,omitempty"`
 	Unproven      string    `json:"unproven,omitempty"`
 	LastAttest    time.Time `json:"lastAttest,omitzero"`
-	Error         string    `json:"error,omitempty"`
-	NextRetry     time.Time `json:"nextRetry,omitzero"`
+	// LastCheck is when the follower last looked where the link leads.
+	LastCheck time.Time `json:"lastCheck,omitzero"`
+	Error     string    `json:"error,omitempty"`
+	NextRetry time.Time `json:"nextRetry,omitzero"`
 }
 
 // Status is a snapshot of the follower.

@@ -212,6 +212,7 @@ func (r *runningWatcher) run(ctx context.Context) {
 // log), import its closure, publish its running-config.
 func (r *runningWatcher) follow(ctx context.Context, storeDir string) error {
 	f := r.f
+	defer r.update(func(s *RunningStatus) { s.LastCheck = time.Now() })
 	log := f.log.With("runningSystem", r.path)
 	target, err := ResolveStorePath(r.path, storeDir)
 	if errors.Is(err, fs.ErrNotExist) {
