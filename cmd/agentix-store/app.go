@@ -61,13 +61,23 @@ func register(f func() *cobra.Command) { commands = append(commands, f) }
 // dir resolves the data directory.
 func (a *app) dir() (string, error) { return node.ResolveDir(a.dirFlag) }
 
-// open opens the node; with initIfNeeded it initialises a new data dir first.
-func (a *app) open(initIfNeeded bool) (*node.Node, error) {
-	dir, err := a.dir()
+// ErrDaemonHolds: a command that must work on the data directory itself
+// (init) found a daemon running on it.
+var ErrDaemonHolds = errors.New("a daemon holds the data directory")
+
+// refuseWhileDaemon fails when a daemon answers for dir: what works on the
+// data directory directly (not through the daemon's API), so the daemon
+// must be stopped first. Every other command goes through the daemon.
+func refuseWhileDaemon(ctx context.Context, dir, what string) error {
+	d, err := node.DaemonClient(dir)
 	if err != nil {
-		return nil, err
+		return nil
 	}
-	return node.Open(dir, node.OpenOptions{Init: initIfNeeded})
+	if cl := (&api.Client{Base: d.Base}); cl.Healthy(ctx) {
+		return fmt.Errorf("%s: %w %s (the daemon at %s): %s works on the directory directly, not through the daemon's API; stop the daemon and run it again",
+			what, ErrDaemonHolds, dir, d.Base, what)
+	}
+	return nil
 }
 
 // backend opens the node in this process or, when a daemon holds the data

@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/node"
-	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/schemas"
 )
 
@@ -109,18 +109,21 @@ written to --out (default stdout); publish it with "agentix-store attest".`,
 			}
 			if env == nil {
 				if sha == "" {
-					n, err := a.open(false)
+					be, err := a.backend(ctx)
 					if err != nil {
 						return err
 					}
-					blk, err := n.Store.Blockstore().Get(ctx, pc)
+					data, err := be.GetBlock(ctx, pc)
+					be.Close()
 					if err == nil {
-						var p schemas.Patch
-						if err = schemas.DecodeBlock(blk, &p); err == nil {
-							sha = hex.EncodeToString(p.Sha256)
+						var blk blocks.Block
+						if blk, err = blocks.NewBlockWithCid(data, pc); err == nil {
+							var p schemas.Patch
+							if err = schemas.DecodeBlock(blk, &p); err == nil {
+								sha = hex.EncodeToString(p.Sha256)
+							}
 						}
 					}
-					n.Close()
 					if err != nil {
 						return fmt.Errorf("patch %s: %w (or pass --sha256)", pc, err)
 					}
@@ -203,17 +206,14 @@ func newAttestationCmd() *cobra.Command {
 		Short:   "List attestations (in log order) matching every given criterion",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			n, err := a.open(false)
+			be, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			rs, err := attest.NewIndex(n.DB).Search(q)
+			defer be.Close()
+			rs, err := be.Attestations(cmd.Context(), q)
 			if err != nil {
 				return err
-			}
-			if rs == nil {
-				rs = []attest.Record{}
 			}
 			return a.emit(cmd.OutOrStdout(), rs, func(w io.Writer) {
 				for _, r := range rs {
@@ -243,22 +243,12 @@ func newBundleCmd() *cobra.Command {
 			if err != nil {
 				return usagef("ATTESTATION_ID %q: %v", args[0], err)
 			}
-			n, err := a.open(false)
+			be, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			var l *tlog.Log
-			if l, err = openNodeLog(n); err != nil {
-				return err
-			}
-			defer l.Close()
-			bb := &attest.BundleBuilder{Blocks: n.Store.Blockstore(), Index: attest.NewIndex(n.DB), Log: l, DAGs: n.Store}
-			bu, err := bb.Build(cmd.Context(), id, withCAR)
-			if err != nil {
-				return err
-			}
-			b, err := bu.Marshal()
+			defer be.Close()
+			b, err := be.Bundle(cmd.Context(), id, withCAR)
 			if err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,11 +12,10 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/closure"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/internal/progress"
 	"github.com/agentix/agentix-store/store"
-	"github.com/ipfs/go-cid"
 	"github.com/spf13/cobra"
 )
 
@@ -28,18 +26,6 @@ func newClosureCmd() *cobra.Command {
 	c.AddCommand(newClosureImportCmd(), newClosureExportCmd(), newClosureVerifyCmd(),
 		newClosureLsCmd(), newClosureDiffCmd(), newClosureAttestCmd())
 	return c
-}
-
-// openForClosure opens the node for a closure command. The closure commands
-// work on the data directory itself, not through a daemon's API, so while a
-// daemon holds the directory they fail: the error says so and what to do.
-func openForClosure() (*node.Node, error) {
-	n, err := a.open(false)
-	var le *kv.LockedError
-	if errors.As(err, &le) {
-		return nil, fmt.Errorf("%w; closure commands open the data directory directly (they do not go through the daemon's API): stop the daemon and run the command again (the daemon keeps serving imported closures to Nix at /nix/)", err)
-	}
-	return n, err
 }
 
 func newClosureImportCmd() *cobra.Command {
@@ -57,15 +43,23 @@ func newClosureImportCmd() *cobra.Command {
 			}
 			return exactArgs(1)(cmd, args)
 		},
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if car == "" && a.node != "" && (from == "" || strings.HasPrefix(from, "file:")) {
+				return usagef("closure import --node: the remote node reads the store path from its own Nix (or a file:// cache on its own disk); import from an http(s) binary cache with --from, or export the closure here and import it with --car")
+			}
+			be, err := a.backend(ctx)
+			if err != nil {
+				return err
+			}
+			defer be.Close()
 			if car != "" {
 				r, _, err := openInput(car)
 				if err != nil {
 					return err
 				}
 				defer r.Close()
-				res, err := closure.ImportCAR(ctx, n.Store, n.DB, bufio.NewReaderSize(r, 1<<20))
+				res, err := be.ClosureImportCAR(ctx, bufio.NewReaderSize(r, 1<<20))
 				if err != nil {
 					return err
 				}
@@ -73,26 +67,15 @@ func newClosureImportCmd() *cobra.Command {
 					fmt.Fprintf(w, "%s  %s (%d paths, verified)\n", res.Closure, res.Root, res.Paths)
 				})
 			}
-			if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && !api.Remote(be) {
 				debug.SetMemoryLimit(closure.ImportMemoryLimit)
 			}
-			var src closure.Source = &closure.LocalNix{}
-			if from != "" {
-				bc, err := closure.NewBinaryCache(ctx, from, nil)
-				if err != nil {
-					return err
-				}
-				src = bc
-			}
 			var bar *progress.Bar
-			res, err := closure.Import(ctx, n.Store, n.DB, src, args[0], closure.ImportOptions{
-				Jobs: jobs,
-				Progress: func(done, total int64) {
-					if bar == nil {
-						bar = progress.New(total, "import", a.json)
-					}
-					bar.Set(done)
-				},
+			res, err := be.ClosureImport(ctx, api.ClosureImportRequest{StorePath: args[0], From: from, Jobs: jobs}, func(done, total int64) {
+				if bar == nil {
+					bar = progress.New(total, "import", a.json)
+				}
+				bar.Set(done)
 			})
 			bar.Done()
 			if err != nil {
@@ -101,7 +84,7 @@ func newClosureImportCmd() *cobra.Command {
 			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
 				fmt.Fprintf(w, "%s  %s (%d paths, %d NAR bytes, %d reused)\n", res.Closure, res.Root, res.Paths, res.NarBytes, res.Reused)
 			})
-		}),
+		},
 	}
 	c.Flags().StringVar(&from, "from", "", "binary cache to import from (file:///DIR or http(s)://URL) instead of the local Nix")
 	c.Flags().StringVar(&car, "car", "", "import a closure CAR written by `closure export` (FILE or - for stdin)")
@@ -115,7 +98,7 @@ func newClosureExportCmd() *cobra.Command {
 		Use:   "export [-o FILE] CLOSURE_CID",
 		Short: "Write a whole closure (records and NARs) as one CAR (stdout unless -o)",
 		Args:  cidArgs(1),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
@@ -130,7 +113,7 @@ func newClosureExportCmd() *cobra.Command {
 				w = f
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
-			if err := closure.ExportCAR(cmd.Context(), n.Store, id, bw); err != nil {
+			if err := b.ClosureExport(cmd.Context(), bw, id); err != nil {
 				return err
 			}
 			return bw.Flush()
@@ -145,12 +128,12 @@ func newClosureVerifyCmd() *cobra.Command {
 		Use:   "verify CLOSURE_CID",
 		Short: "Re-check every NAR hash and size, NAR structure and completeness of a stored closure",
 		Args:  cidArgs(1),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
 			}
-			res, err := closure.Verify(cmd.Context(), n.Store, id)
+			res, err := b.ClosureVerify(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -161,28 +144,16 @@ func newClosureVerifyCmd() *cobra.Command {
 	}
 }
 
-type lsEntry struct {
-	Path    string   `json:"path"`
-	NarHash string   `json:"narHash"`
-	NarSize int64    `json:"narSize"`
-	Refs    []string `json:"references"`
-	Info    string   `json:"info"`
-	NAR     string   `json:"nar"`
-}
-
 func newClosureLsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "ls [CLOSURE_CID]",
 		Short: "List imported closures, or the store paths of one closure",
 		Args:  cobra.MaximumNArgs(1),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			if len(args) == 0 {
-				list, err := closure.List(n.DB)
+				list, err := b.Closures(cmd.Context())
 				if err != nil {
 					return err
-				}
-				if list == nil {
-					list = []closure.ClosureSummary{}
 				}
 				return a.emit(cmd.OutOrStdout(), list, func(w io.Writer) {
 					for _, s := range list {
@@ -194,16 +165,9 @@ func newClosureLsCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			_, entries, err := closure.Load(cmd.Context(), n.Store, id)
+			out, err := b.ClosureEntries(cmd.Context(), id)
 			if err != nil {
 				return err
-			}
-			out := make([]lsEntry, len(entries))
-			for i, e := range entries {
-				out[i] = lsEntry{Path: e.Path, NarHash: e.NarHashString(), NarSize: e.NarSize, Refs: e.References, Info: e.Info.String(), NAR: e.NAR.String()}
-				if out[i].Refs == nil {
-					out[i].Refs = []string{}
-				}
 			}
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				for _, e := range out {
@@ -219,7 +183,7 @@ func newClosureDiffCmd() *cobra.Command {
 		Use:   "diff CLOSURE_A CLOSURE_B",
 		Short: "Store paths added, removed and changed from closure A to closure B",
 		Args:  exactArgs(2),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			ca, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
@@ -228,7 +192,7 @@ func newClosureDiffCmd() *cobra.Command {
 			if err != nil {
 				return usagef("%v", err)
 			}
-			d, err := closure.Diff(cmd.Context(), n.Store, ca, cb)
+			d, err := b.ClosureDiff(cmd.Context(), ca, cb)
 			if err != nil {
 				return err
 			}
@@ -273,7 +237,7 @@ attested anyway, with a warning: the auditor judges.
 Without --workspace the closure is attested with its configuration
 unproven. --commit and --apply write the old running-config/v1 (deprecated).`,
 		Args: cidArgs(1),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
 			id, err := store.ParseCID(args[0])
 			if err != nil {
 				return usagef("%v", err)
@@ -281,28 +245,34 @@ unproven. --commit and --apply write the old running-config/v1 (deprecated).`,
 			if workspace == "" && (attr != "" || host != "") {
 				return usagef("--attr and --host need --workspace")
 			}
-			if keyPath == "" {
-				keyPath = filepath.Join(n.Dir, node.AttestKeyFile)
+			if workspace != "" && (commit != "" || len(applies) > 0) {
+				return usagef("--commit and --apply (running-config/v1) cannot be combined with --workspace")
 			}
-			signer, err := attest.LoadSigner(keyPath)
-			if err != nil {
-				return err
+			if workspace != "" {
+				if a.node != "" {
+					return usagef("closure attest --workspace with --node: the workspace is read (and evaluated with Nix) on the node's own disk; run closure attest on the node")
+				}
+				if workspace, err = filepath.Abs(workspace); err != nil {
+					return err
+				}
+			}
+			var signer *attest.Signer
+			if keyPath != "" {
+				if signer, err = attest.LoadSigner(keyPath); err != nil {
+					return err
+				}
 			}
 			if commit != "" || len(applies) > 0 {
-				if workspace != "" {
-					return usagef("--commit and --apply (running-config/v1) cannot be combined with --workspace")
-				}
 				fmt.Fprintln(cmd.ErrOrStderr(), "agentix-store: warning: --commit and --apply write a running-config/v1, which proves no configuration; use --workspace")
-				return attestV1(cmd, n, id, signer, commit, applies, generation)
 			}
-			res, err := n.AttestRunning(cmd.Context(), id, signer, node.AttestOptions{Workspace: workspace, Attr: attr, Host: host, Generation: generation})
+			res, err := b.AttestRunning(cmd.Context(), id, signer, api.RunningRequest{Workspace: workspace, Attr: attr, Host: host, Generation: generation, Commit: commit, Applies: applies})
 			if err != nil {
 				return err
 			}
 			for _, w := range res.Warnings {
 				fmt.Fprintf(cmd.ErrOrStderr(), "agentix-store: warning: %s\n", w)
 			}
-			out := attestResult{publishResult: publishResult{ID: res.ID.String(), LogIndex: res.LogIndex, Existing: res.Existing}, Link: res.Link, Unproven: res.Unproven, Warnings: res.Warnings}
+			out := res
 			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
 				fmt.Fprintf(w, "%s\t%d\n", out.ID, out.LogIndex)
 				if out.Unproven != "" {
@@ -326,43 +296,6 @@ unproven. --commit and --apply write the old running-config/v1 (deprecated).`,
 	c.Flags().StringVar(&commit, "commit", "", "deprecated (running-config/v1): configuration commit the system was built from")
 	c.Flags().StringArrayVar(&applies, "apply", nil, "deprecated (running-config/v1): id of an apply/v1 attestation included in the configuration")
 	c.Flags().Int64Var(&generation, "generation", 0, "NixOS system generation number")
-	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: <dir>/"+node.AttestKeyFile+")")
+	c.Flags().StringVar(&keyPath, "key", "", "attestation private key PEM (default: the node's <dir>/"+node.AttestKeyFile+"; not through a daemon, which signs with its own)")
 	return c
-}
-
-// attestResult is closure attest's output.
-type attestResult struct {
-	publishResult
-	Link     *attest.ConfigurationLink `json:"link,omitempty"`
-	Unproven string                    `json:"unproven,omitempty"`
-	Warnings []string                  `json:"warnings,omitempty"`
-}
-
-// attestV1 publishes a running-config/v1 (deprecated).
-func attestV1(cmd *cobra.Command, n *node.Node, id cid.Cid, signer *attest.Signer, commit string, applies []string, generation int64) error {
-	env, err := closure.RunningConfig(cmd.Context(), n.Store, id, closure.RunningConfigOptions{
-		ConfigCommit: strings.ToLower(commit), Applies: applies, Generation: generation, Time: time.Now(),
-	}, signer)
-	if err != nil {
-		return err
-	}
-	p, err := n.Publisher().Publish(cmd.Context(), env)
-	if err != nil {
-		return err
-	}
-	res := publishResult{ID: p.ID.String(), LogIndex: p.LogIndex, Existing: p.Existing}
-	return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { fmt.Fprintf(w, "%s\t%d\n", res.ID, res.LogIndex) })
-}
-
-// onClosureNode makes a command body that runs with the node opened for a
-// closure command (see openForClosure) and closes it afterwards.
-func onClosureNode(fn func(cmd *cobra.Command, args []string, n *node.Node) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		n, err := openForClosure()
-		if err != nil {
-			return err
-		}
-		defer n.Close()
-		return fn(cmd, args, n)
-	}
 }

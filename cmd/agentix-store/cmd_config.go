@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/spf13/cobra"
 	fnote "github.com/transparency-dev/formats/note"
@@ -273,9 +274,21 @@ func newConfigGenesisCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "genesis WORKSPACE",
 		Short: "Record the workspace's current source (a git-repo flake) as the genesis S0 of its configuration chain: its NAR is stored and pinned; the first closure attest --workspace does this when nothing is recorded",
-		Args:  exactArgs(1),
-		RunE: onClosureNode(func(cmd *cobra.Command, args []string, n *node.Node) error {
-			g, err := n.RecordGenesis(cmd.Context(), args[0])
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := exactArgs(1)(cmd, args); err != nil {
+				return err
+			}
+			if a.node != "" {
+				return usagef("config genesis with --node: the workspace is read on the node's own disk; run it on the node")
+			}
+			return nil
+		},
+		RunE: onBackend(func(cmd *cobra.Command, args []string, b api.Backend) error {
+			ws, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			g, err := b.RecordGenesis(cmd.Context(), ws)
 			if err != nil {
 				return err
 			}

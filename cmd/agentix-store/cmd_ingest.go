@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
+	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
 )
 
@@ -42,41 +43,43 @@ Approvals (rule 2) are the approval/v1 attestations in this node's index
 whose signatures verify with the approver keys of the trust policy.`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws := args[0]
-			if _, err := os.Stat(filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))); err != nil {
-				return usagef("ingest: %s is not an Agentix workspace: %v", ws, err)
+			if a.node != "" {
+				return usagef("ingest: --node: the workspace is read from the node's own disk, so a local workspace cannot be ingested by a remote node; run ingest on the node (it goes through its daemon when one runs)")
 			}
-			var pol *audit.Policy
+			ws, err := filepath.Abs(args[0])
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(filepath.Join(ws, filepath.FromSlash(audit.AuditLogPath))); err != nil {
+				return usagef("ingest: %s is not an Agentix workspace: %v", args[0], err)
+			}
+			req := api.IngestRequest{Workspace: ws, Name: name, Verify: verify, NoAttest: noAttest}
 			if policyPath != "" {
-				var err error
-				if pol, err = audit.LoadPolicy(policyPath); err != nil {
+				if _, err := audit.LoadPolicy(policyPath); err != nil {
 					return usagef("%v", err)
 				}
-			}
-			n, err := a.open(false)
-			if err != nil {
-				return err
-			}
-			defer n.Close()
-			var tp *attest.Policy
-			if trustPath != "" {
-				if tp, err = attest.LoadPolicy(trustPath); err != nil {
-					return usagef("trust policy: %v", err)
+				if req.Policy, err = os.ReadFile(policyPath); err != nil {
+					return err
 				}
 			}
-			ing, err := n.NewIngester(node.IngestSetup{Policy: pol, TrustPolicy: tp, NoAttest: noAttest})
-			if errors.Is(err, node.ErrApproversNeedTrustPolicy) {
-				return usagef("ingest: %v (--trust-policy)", err)
+			if trustPath != "" {
+				if _, err := attest.LoadPolicy(trustPath); err != nil {
+					return usagef("trust policy: %v", err)
+				}
+				if req.TrustPolicy, err = os.ReadFile(trustPath); err != nil {
+					return err
+				}
 			}
+			be, err := a.backend(cmd.Context())
 			if err != nil {
 				return err
 			}
-			o := audit.IngestOptions{Workspace: name, VerifyPrefix: verify}
+			defer be.Close()
 			out := cmd.OutOrStdout()
 			if !watch {
-				r, err := ing.Ingest(cmd.Context(), ws, o)
+				r, err := be.Ingest(cmd.Context(), req, nil)
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
-					if eerr := a.emit(out, jsonView(r), func(w io.Writer) { printIngest(w, r) }); eerr != nil {
+					if eerr := a.emit(out, r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
 						return eerr
 					}
 				}
@@ -89,13 +92,13 @@ whose signatures verify with the approver keys of the trust policy.`,
 			// snapshot or new verdict; quiet while nothing changes.
 			enc := json.NewEncoder(out)
 			return watchIngest(cmd.Context(), ws, interval, func(ctx context.Context) error {
-				r, err := ing.Ingest(ctx, ws, o)
+				r, err := be.Ingest(ctx, req, nil)
 				if ctx.Err() != nil {
 					return nil
 				}
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) && (!r.Unchanged || len(r.Attestations) > 0) {
 					if a.json {
-						if eerr := enc.Encode(jsonView(r)); eerr != nil {
+						if eerr := enc.Encode(r); eerr != nil {
 							return eerr
 						}
 					} else {
@@ -145,38 +148,6 @@ func watchIngest(ctx context.Context, ws string, every time.Duration, run func(c
 	}
 }
 
-// jsonView is v as generic JSON with every CID link ({"/": "<cid>"}, as
-// go-cid encodes a cid.Cid) replaced by the plain CID string, as the other
-// commands print CIDs.
-func jsonView(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return v
-	}
-	var g any
-	if json.Unmarshal(b, &g) != nil {
-		return v
-	}
-	var walk func(any) any
-	walk = func(x any) any {
-		switch t := x.(type) {
-		case map[string]any:
-			if s, ok := t["/"].(string); ok && len(t) == 1 {
-				return s
-			}
-			for k, e := range t {
-				t[k] = walk(e)
-			}
-		case []any:
-			for i, e := range t {
-				t[i] = walk(e)
-			}
-		}
-		return x
-	}
-	return walk(g)
-}
-
 // boundaryErr is nil when the boundary held, else an error naming every
 // violation (exit status 1).
 func boundaryErr(b *audit.Result) error {
@@ -186,8 +157,7 @@ func boundaryErr(b *audit.Result) error {
 	return fmt.Errorf("safety boundary violated (%d violation(s)):\n%w", len(b.Violations), b.Err())
 }
 
-
-func printIngest(w io.Writer, r *audit.IngestResult) {
+func printIngest(w io.Writer, r *api.IngestView) {
 	switch {
 	case r.Evidence != nil:
 		fmt.Fprintf(w, "REFUSED %s: line %d %s; accepted snapshot %s kept, this version stored as %s\n",

@@ -22,6 +22,9 @@ func newInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := refuseWhileDaemon(cmd.Context(), dir, "init"); err != nil {
+				return err
+			}
 			res, err := node.Init(dir, node.InitOptions{Name: name})
 			if err != nil {
 				return err

@@ -9,37 +9,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/internal/api"
 	tlog "github.com/agentix/agentix-store/log"
 	"github.com/spf13/cobra"
 )
 
 func init() { register(newLogCmd) }
-
-// openNodeLog returns the node's transparency log, opened by node.Open with
-// the node's checkpoint key, witnesses and peers. Closing it is harmless: the
-// node closes it again (Close is idempotent).
-func openNodeLog(n *node.Node) (*tlog.Log, error) {
-	if n.Log == nil {
-		return nil, fmt.Errorf("%s: log not opened", n.Dir)
-	}
-	return n.Log, nil
-}
-
-// withLog opens the node and its log, runs fn, and closes both.
-func withLog(fn func(l *tlog.Log) error) error {
-	n, err := a.open(false)
-	if err != nil {
-		return err
-	}
-	defer n.Close()
-	l, err := openNodeLog(n)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	return fn(l)
-}
 
 func parseUintArg(name, s string) (uint64, error) {
 	v, err := strconv.ParseUint(s, 10, 64)
@@ -54,33 +29,8 @@ type logAppendResult struct {
 	LeafHash string `json:"leaf_hash"`
 }
 
-type logCheckpointResult struct {
-	Origin string `json:"origin"`
-	Size   uint64 `json:"size"`
-	Hash   []byte `json:"hash"`
-	Note   string `json:"note"`
-}
-
-type logEntry struct {
-	Index uint64 `json:"index"`
-	Entry []byte `json:"entry"`
-}
-
-type inclusionResult struct {
-	Index    uint64   `json:"index"`
-	Size     uint64   `json:"size"`
-	LeafHash string   `json:"leaf_hash"` // hex
-	Root     []byte   `json:"root"`
-	Proof    [][]byte `json:"proof"`
-}
-
-type consistencyResult struct {
-	Old     uint64   `json:"old"`
-	New     uint64   `json:"new"`
-	OldRoot []byte   `json:"old_root"`
-	NewRoot []byte   `json:"new_root"`
-	Proof   [][]byte `json:"proof"`
-}
+// logEntry is one entry as log entries prints it.
+type logEntry = api.LogEntry
 
 func printable(b []byte) string {
 	if !utf8.Valid(b) {
@@ -139,14 +89,16 @@ func newLogCmd() *cobra.Command {
 		Short: "Print the latest signed checkpoint (C2SP signed note)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withLog(func(l *tlog.Log) error {
-				cp, err := l.Checkpoint(cmd.Context())
-				if err != nil {
-					return err
-				}
-				res := logCheckpointResult{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Note: string(cp.Note)}
-				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) { w.Write(cp.Note) })
-			})
+			b, err := a.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			cp, err := b.Checkpoint(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), cp, func(w io.Writer) { io.WriteString(w, cp.Note) })
 		},
 	})
 
@@ -156,32 +108,33 @@ func newLogCmd() *cobra.Command {
 		Short: "Print entries with index in [N, M) (default: all)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withLog(func(l *tlog.Log) error {
-				f, t := uint64(0), l.Size()
-				var err error
-				if from != "" {
-					if f, err = parseUintArg("--from", from); err != nil {
-						return err
-					}
+			f, t := uint64(0), int64(-1)
+			var err error
+			if from != "" {
+				if f, err = parseUintArg("--from", from); err != nil {
+					return err
 				}
-				if to != "" {
-					if t, err = parseUintArg("--to", to); err != nil {
-						return err
-					}
-				}
-				es, err := l.Entries(cmd.Context(), f, t)
+			}
+			if to != "" {
+				u, err := parseUintArg("--to", to)
 				if err != nil {
 					return err
 				}
-				out := make([]logEntry, len(es))
-				for i, e := range es {
-					out[i] = logEntry{Index: f + uint64(i), Entry: e}
+				t = int64(u)
+			}
+			b, err := a.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			out, err := b.LogEntries(cmd.Context(), f, t)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
+				for _, e := range out {
+					fmt.Fprintf(w, "%d\t%s\n", e.Index, printable(e.Entry))
 				}
-				return a.emit(cmd.OutOrStdout(), out, func(w io.Writer) {
-					for _, e := range out {
-						fmt.Fprintf(w, "%d\t%s\n", e.Index, printable(e.Entry))
-					}
-				})
 			})
 		},
 	}
@@ -208,41 +161,28 @@ func newLogCmd() *cobra.Command {
 					return usagef("--size 0: an empty tree has no inclusion proofs")
 				}
 			}
-			return withLog(func(l *tlog.Log) error {
-				if size == 0 {
-					size = l.Size()
+			req := api.InclusionRequest{Size: size}
+			if leafHash != "" {
+				h, err := hex.DecodeString(leafHash)
+				if err != nil || len(h) != 32 {
+					return usagef("--leaf-hash %q is not 64 hex digits", leafHash)
 				}
-				var res inclusionResult
-				res.Size = size
-				if leafHash != "" {
-					h, err := hex.DecodeString(leafHash)
-					if err != nil || len(h) != 32 {
-						return usagef("--leaf-hash %q is not 64 hex digits", leafHash)
-					}
-					res.LeafHash = hex.EncodeToString(h)
-					if res.Index, res.Proof, err = l.InclusionProofByLeafHash(cmd.Context(), h, size); err != nil {
-						return err
-					}
-				} else {
-					if res.Index, err = parseUintArg("INDEX", args[0]); err != nil {
-						return err
-					}
-					e, err := l.Entry(cmd.Context(), res.Index)
-					if err != nil {
-						return err
-					}
-					res.LeafHash = hex.EncodeToString(tlog.LeafHash(e))
-					if res.Proof, err = l.InclusionProof(cmd.Context(), res.Index, size); err != nil {
-						return err
-					}
-				}
-				if res.Root, err = l.RootAt(cmd.Context(), size); err != nil {
-					return err
-				}
-				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
-					fmt.Fprintf(w, "index %d\nsize %d\nleaf_hash %s\nroot %s\n", res.Index, res.Size, res.LeafHash, base64.StdEncoding.EncodeToString(res.Root))
-					printProof(w, res.Proof)
-				})
+				req.LeafHash = h
+			} else if req.Index, err = parseUintArg("INDEX", args[0]); err != nil {
+				return err
+			}
+			b, err := a.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			res, err := b.Inclusion(cmd.Context(), req)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "index %d\nsize %d\nleaf_hash %s\nroot %s\n", res.Index, res.Size, res.LeafHash, base64.StdEncoding.EncodeToString(res.Root))
+				printProof(w, res.Proof)
 			})
 		},
 	}
@@ -265,28 +205,18 @@ func newLogCmd() *cobra.Command {
 			if old > nw {
 				return usagef("OLD %d > NEW %d", old, nw)
 			}
-			return withLog(func(l *tlog.Log) error {
-				res := consistencyResult{Old: old, New: nw}
-				var err error
-				if res.Proof, err = l.ConsistencyProof(cmd.Context(), old, nw); err != nil {
-					return err
-				}
-				root := func(size uint64) ([]byte, error) {
-					if size == 0 {
-						return tlog.EmptyRoot(), nil
-					}
-					return l.RootAt(cmd.Context(), size)
-				}
-				if res.OldRoot, err = root(old); err != nil {
-					return err
-				}
-				if res.NewRoot, err = root(nw); err != nil {
-					return err
-				}
-				return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
-					fmt.Fprintf(w, "old %d %s\nnew %d %s\n", res.Old, base64.StdEncoding.EncodeToString(res.OldRoot), res.New, base64.StdEncoding.EncodeToString(res.NewRoot))
-					printProof(w, res.Proof)
-				})
+			b, err := a.backend(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			res, err := b.Consistency(cmd.Context(), old, nw)
+			if err != nil {
+				return err
+			}
+			return a.emit(cmd.OutOrStdout(), res, func(w io.Writer) {
+				fmt.Fprintf(w, "old %d %s\nnew %d %s\n", res.Old, base64.StdEncoding.EncodeToString(res.OldRoot), res.New, base64.StdEncoding.EncodeToString(res.NewRoot))
+				printProof(w, res.Proof)
 			})
 		},
 	})

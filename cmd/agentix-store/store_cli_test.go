@@ -220,10 +220,14 @@ func TestServeHealthzAndGateway(t *testing.T) {
 	if st2 != st {
 		t.Fatalf("refused writes changed the store: %+v -> %+v", st, st2)
 	}
-	// Commands that need the database itself name the lock clearly.
-	r := run(t, dir, nil, "log", "checkpoint")
-	if r.code == 0 || !bytes.Contains(r.stderr, []byte(dir)) || !bytes.Contains(r.stderr, []byte("in use")) {
+	// Log reads go through the daemon; init, which works on the data
+	// directory itself, refuses and names it.
+	if r := run(t, dir, nil, "log", "checkpoint"); r.code != 0 {
 		t.Fatalf("log checkpoint while serving: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r := run(t, dir, nil, "init")
+	if r.code != 1 || !bytes.Contains(r.stderr, []byte(dir)) || !bytes.Contains(r.stderr, []byte("stop the daemon")) {
+		t.Fatalf("init while serving: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 
+	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/node"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
@@ -29,6 +31,29 @@ type Backend interface {
 	Stat(ctx context.Context) (store.Stats, error)
 	LogAppend(ctx context.Context, entry []byte) (uint64, error)
 	Publish(ctx context.Context, envelope []byte) (PublishResult, error)
+
+	// Ingest ingests a workspace (a path on the node's machine) once;
+	// progress is called with bytes done and total, when known.
+	Ingest(ctx context.Context, req IngestRequest, progress func(done, total int64)) (*IngestView, error)
+	ClosureImport(ctx context.Context, req ClosureImportRequest, progress func(done, total int64)) (*ClosureImported, error)
+	ClosureImportCAR(ctx context.Context, r io.Reader) (*ClosureVerified, error)
+	Closures(ctx context.Context) ([]ClosureSummary, error)
+	ClosureEntries(ctx context.Context, c cid.Cid) ([]ClosureEntry, error)
+	ClosureVerify(ctx context.Context, c cid.Cid) (*ClosureVerified, error)
+	ClosureExport(ctx context.Context, w io.Writer, c cid.Cid) error
+	ClosureDiff(ctx context.Context, a, b cid.Cid) (*closure.DiffResult, error)
+	// AttestRunning publishes a running-config for c signed by signer (nil:
+	// the node's attestation key; a Client accepts only nil: the daemon
+	// signs with its own key).
+	AttestRunning(ctx context.Context, c cid.Cid, signer *attest.Signer, req RunningRequest) (*RunningResult, error)
+	RecordGenesis(ctx context.Context, workspace string) (*node.Genesis, error)
+	Attestations(ctx context.Context, q attest.Query) ([]attest.Record, error)
+	Bundle(ctx context.Context, id cid.Cid, withCAR bool) ([]byte, error)
+	Checkpoint(ctx context.Context) (*Checkpoint, error)
+	// LogEntries returns the entries in [from, to); to < 0: to the end.
+	LogEntries(ctx context.Context, from uint64, to int64) ([]LogEntry, error)
+	Inclusion(ctx context.Context, req InclusionRequest) (*Inclusion, error)
+	Consistency(ctx context.Context, old, new uint64) (*Consistency, error)
 	Close() error
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/internal/cli"
 	"github.com/agentix/agentix-store/store"
 	"github.com/go-json-experiment/json"
 	blocks "github.com/ipfs/go-block-format"
@@ -37,6 +38,9 @@ type Client struct {
 type Error struct {
 	Status  int
 	Message string
+	// Kind names the error's meaning when the daemon gave one (see
+	// errKinds): Is matches its sentinel again.
+	Kind string
 }
 
 func (e *Error) Error() string {
@@ -45,9 +49,26 @@ func (e *Error) Error() string {
 
 // Is maps daemon statuses to the store's sentinel errors.
 func (e *Error) Is(target error) bool {
+	for _, k := range errKinds {
+		if k.kind == e.Kind && k.err == target {
+			return true
+		}
+	}
 	switch e.Status {
 	case http.StatusNotFound:
 		return target == store.ErrNotFound
+	case http.StatusInsufficientStorage:
+		return target == store.ErrNoSpace
+	}
+	return false
+}
+
+// As makes an error of kind "usage" a *cli.UsageError (exit status 2, as
+// when the command runs in-process).
+func (e *Error) As(target any) bool {
+	if p, ok := target.(**cli.UsageError); ok && e.Kind == "usage" {
+		*p = &cli.UsageError{Msg: e.Error()}
+		return true
 	}
 	return false
 }
@@ -107,13 +128,11 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e errBody
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
 		}
-		return nil, &Error{Status: resp.StatusCode, Message: e.Error}
+		return nil, &Error{Status: resp.StatusCode, Message: e.Error, Kind: e.Kind}
 	}
 	return resp, nil
 }

@@ -105,6 +105,21 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("POST /api/v1/attestations", s.auth(attest.MaxEnvelopeSize, s.publish))
 	mux.HandleFunc("GET /api/v1/closures", s.closures)
 	mux.HandleFunc("POST /api/v1/pin-from", s.auth(noBody, s.pinFrom))
+	mux.HandleFunc("POST /api/v1/ingest", s.auth(8<<20, s.ingest))
+	mux.HandleFunc("POST /api/v1/closures/import", s.auth(noBody, s.closureImport))
+	mux.HandleFunc("POST /api/v1/closures/import-car", s.auth(lim.MaxCAR, s.closureImportCAR))
+	mux.HandleFunc("GET /api/v1/closures/{cid}", s.closureEntries)
+	mux.HandleFunc("GET /api/v1/closures/{cid}/verify", s.closureVerify)
+	mux.HandleFunc("GET /api/v1/closures/{cid}/car", s.closureExport)
+	mux.HandleFunc("GET /api/v1/closures/{a}/diff/{b}", s.closureDiff)
+	mux.HandleFunc("POST /api/v1/closures/{cid}/attest", s.auth(noBody, s.closureAttest))
+	mux.HandleFunc("POST /api/v1/genesis", s.auth(noBody, s.genesis))
+	mux.HandleFunc("GET /api/v1/attestations", s.attestations)
+	mux.HandleFunc("GET /api/v1/attestations/{cid}/bundle", s.bundle)
+	mux.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
+	mux.HandleFunc("GET /api/v1/log/entries", s.logEntries)
+	mux.HandleFunc("GET /api/v1/log/inclusion", s.logInclusion)
+	mux.HandleFunc("GET /api/v1/log/consistency", s.logConsistency)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &bodyReader{r: r.Body}
