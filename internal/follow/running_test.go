@@ -95,6 +95,14 @@ func TestRunningSystemUnproven(t *testing.T) {
 			if rcs := d.runningConfigs(); len(rcs) != 1 {
 				t.Fatalf("a restart attested the same system again: %d running-configs", len(rcs))
 			}
+			for _, step := range []string{"import", "attest"} {
+				if v := d.metric("agentix_follow_successes_total", `step="`+step+`"`); v != 0 {
+					t.Fatalf("the restarted daemon ran step %s again (%v times) for the system it had attested", step, v)
+				}
+			}
+			if rs := d.detail().Follow.RunningSystem; rs.Attested != sys || !rs.LastAttest.IsZero() {
+				t.Fatalf("restarted: running system status %+v: want attested %s learnt from the log", rs, sys)
+			}
 		})
 	}
 }
