@@ -24,7 +24,7 @@ import (
 )
 
 // The large path of the benchmarks: a tree of AGENTIX_BENCH_TREE_MB MiB
-// (default 250) in AGENTIX_BENCH_TREE_FILES files (default 15000), added
+// (default 175) in AGENTIX_BENCH_TREE_FILES files (default 15000), added
 // with `nix-store --add-fixed --recursive sha256`. Its contents are
 // pseudo-random (incompressible) and deterministic.
 var (
@@ -42,7 +42,7 @@ func envInt(name string, def int) int {
 
 func largeTree(b *testing.B, n *nixtest.Nix) string {
 	largeOnce.Do(func() {
-		mb, files := envInt("AGENTIX_BENCH_TREE_MB", 250), envInt("AGENTIX_BENCH_TREE_FILES", 15000)
+		mb, files := envInt("AGENTIX_BENCH_TREE_MB", 175), envInt("AGENTIX_BENCH_TREE_FILES", 15000)
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("agentix-bench-tree-%dM-%d", mb, files))
 		os.RemoveAll(dir)
 		r := rand.New(rand.NewSource(1))
@@ -136,20 +136,10 @@ func BenchmarkImportLarge(b *testing.B) {
 			nixCopyOnce(b)
 		}
 	})
-	// Import and nix copy alternately, so that a machine whose load changes
-	// during the run affects both alike: speedup is nix copy's time over
-	// Import's.
-	b.Run("alternating", func(b *testing.B) {
-		defer debug.SetMemoryLimit(debug.SetMemoryLimit(ImportMemoryLimit))
-		var imp, cp time.Duration
-		for range b.N {
-			imp += importOnce(b)
-			cp += nixCopyOnce(b)
-		}
-		b.ReportMetric(imp.Seconds()/float64(b.N), "import-s")
-		b.ReportMetric(cp.Seconds()/float64(b.N), "nix-copy-s")
-		b.ReportMetric(cp.Seconds()/imp.Seconds(), "speedup")
-	})
+	// Import (in a child process, so peak RSS is one import's) and nix
+	// copy alternately, so that a machine whose load changes during the run
+	// affects both alike: speedup is nix copy's time over Import's.
+	b.Run("alternating", func(b *testing.B) { sideBySide(b, narSize, p) })
 	b.Run("nix-store-dump", func(b *testing.B) {
 		b.SetBytes(narSize)
 		for range b.N {
@@ -170,6 +160,89 @@ func BenchmarkImportLarge(b *testing.B) {
 			out.Close()
 		}
 	})
+}
+
+// The system-shaped closure of the benchmarks: AGENTIX_BENCH_PACKAGES
+// packages (default 800) of 1–800 KiB, each with a bin/ and a share/ file,
+// and a top path referring to all of them (nixtest.Packages). Built once per
+// machine: the paths stay in the Nix store, and a later build of the same
+// expression finds them valid. packagesB differs from it by one package.
+var (
+	pkgsOnce     sync.Once
+	pkgsA, pkgsB []string
+	pkgsNarBytes int64
+)
+
+func packageClosures(b *testing.B, n *nixtest.Nix) (a, bb []string) {
+	pkgsOnce.Do(func() {
+		count := envInt("AGENTIX_BENCH_PACKAGES", 800)
+		pkgsA = n.Packages(count, 1, 800, 13, "bench")
+		pkgsB = n.Packages(count, 1, 800, 13, "bench", count/2)
+		pkgsNarBytes = closureNarBytes(b, n, pkgsA[len(pkgsA)-1])
+	})
+	if pkgsA == nil {
+		b.Fatal("building the package closures failed")
+	}
+	return pkgsA, pkgsB
+}
+
+// BenchmarkImport800Paths compares, in one run and alternately, importing a
+// system-shaped closure (see packageClosures) with Import in a child process
+// and `nix copy --to file://DIR?compression=none` of it, reporting both
+// systems' time, MB/s and peak RSS. "reimport-one-changed" imports closure
+// A, then (timed) closure B, which differs by one package (so by two paths:
+// the package and the top path); "reimport-same" times importing A again.
+func BenchmarkImport800Paths(b *testing.B) {
+	n := nixtest.Require(b)
+	a, bb := packageClosures(b, n)
+	rootA, rootB := a[len(a)-1], bb[len(bb)-1]
+	b.Logf("%d paths, %d NAR bytes", len(a), pkgsNarBytes)
+	b.Run("alternating", func(b *testing.B) { sideBySide(b, pkgsNarBytes, rootA) })
+	b.Run("agentix-import", func(b *testing.B) {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(ImportMemoryLimit))
+		b.ReportAllocs()
+		b.SetBytes(pkgsNarBytes)
+		for range b.N {
+			b.StopTimer()
+			db, err := kv.Open(b.TempDir(), kv.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			st := store.New(db, store.Options{})
+			b.StartTimer()
+			if _, err := Import(context.Background(), st, db, &LocalNix{}, rootA, ImportOptions{Jobs: envInt("AGENTIX_BENCH_JOBS", 0)}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			st.Close()
+			db.Close()
+			b.StartTimer()
+		}
+	})
+	for _, tc := range []struct {
+		name   string
+		before string
+		reused int
+	}{{"reimport-one-changed", rootA, len(a) - 2}, {"reimport-same", rootA, len(a)}} {
+		b.Run(tc.name, func(b *testing.B) {
+			root := rootB
+			if tc.reused == len(a) {
+				root = rootA
+			}
+			var total time.Duration
+			var peak float64
+			for range b.N {
+				r := importInChild(b, tc.before, root)
+				if r.reused != tc.reused {
+					b.Fatalf("reused %d paths, want %d", r.reused, tc.reused)
+				}
+				total += r.d
+				peak = max(peak, r.peakMB)
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "import-s")
+			b.ReportMetric(peak, "import-peak-MB")
+		})
+	}
 }
 
 // BenchmarkNixCopyFrom compares `nix copy --from` our binary cache handler

@@ -11,9 +11,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/nix-community/go-nix/pkg/nar"
+	"golang.org/x/sys/unix"
 )
 
 // DumpError reports a store path that could not be serialised as a NAR
@@ -42,12 +42,13 @@ var dumpBufs = sync.Pool{New: func() any { b := make([]byte, dumpBufSize); retur
 // must lie directly in storeDir, to w, as `nix-store --dump` does: byte for
 // byte the same NAR (so its SHA-256 is Nix's narHash).
 //
-// The store is read through an os.Root opened on storeDir and nothing is
-// followed: every node is examined with Lstat, a symlink becomes a NAR
-// symlink (its target is never read through), and files and directories are
-// opened with O_NOFOLLOW, so a node swapped for a symlink while the dump
-// runs fails the dump instead of leading out of the store path. Nothing is
-// written to the store. A regular file is executable in the NAR when its
+// Nothing is followed: the store path is looked at (fstatat with
+// AT_SYMLINK_NOFOLLOW) in the store directory's descriptor, and every node
+// below it is opened relative to its parent directory's descriptor, one
+// name at a time, with O_NOFOLLOW. A symlink becomes a NAR symlink (its
+// target is never read through), and a node swapped for a symlink while the
+// dump runs fails the dump instead of leading out of the store path. The
+// store is only read. A regular file is executable in the NAR when its
 // owner may execute it (Nix's rule); entries are in byte order of their
 // names. Errors are *DumpError naming the store path and the entry.
 func DumpNAR(w io.Writer, storeDir, storePath string) error {
@@ -57,17 +58,12 @@ func DumpNAR(w io.Writer, storeDir, storePath string) error {
 	if err := checkStorePath(storePath, storeDir, ""); err != nil {
 		return &DumpError{StorePath: storePath, Entry: "/", Err: err}
 	}
-	root, err := os.OpenRoot(storeDir)
+	dirfd, err := unix.Open(storeDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &DumpError{StorePath: storePath, Entry: "/", Err: err}
+		return &DumpError{StorePath: storePath, Entry: "/", Err: &fs.PathError{Op: "open", Path: storeDir, Err: err}}
 	}
-	defer root.Close()
-	return dumpIn(root, w, storePath, path.Base(storePath))
-}
+	defer unix.Close(dirfd)
 
-// dumpIn dumps the store path whose base name is base in root (the store
-// directory).
-func dumpIn(root *os.Root, w io.Writer, storePath, base string) error {
 	bp := dumpBufs.Get().(*[]byte)
 	defer dumpBufs.Put(bp)
 	buf := *bp
@@ -78,8 +74,8 @@ func dumpIn(root *os.Root, w io.Writer, storePath, base string) error {
 	if err != nil {
 		return &DumpError{StorePath: storePath, Entry: "/", Err: err}
 	}
-	d := &dumper{root: root, nw: nw, storePath: storePath, buf: buf[len(buf)/2:]}
-	if err := d.node(base, "/"); err != nil {
+	d := &dumper{nw: nw, storePath: storePath, buf: buf[len(buf)/2:]}
+	if err := d.node(dirfd, path.Base(storePath), "/", unknownType); err != nil {
 		// Close the writer's goroutine; its error says nothing more.
 		_ = nw.Close()
 		return err
@@ -94,7 +90,6 @@ func dumpIn(root *os.Root, w io.Writer, storePath, base string) error {
 }
 
 type dumper struct {
-	root      *os.Root
 	nw        *nar.Writer
 	storePath string
 	buf       []byte
@@ -104,33 +99,47 @@ func (d *dumper) fail(entry string, err error) error {
 	return &DumpError{StorePath: d.storePath, Entry: entry, Err: err}
 }
 
-// node writes the node at name (relative to the root) as NAR entry entry.
-func (d *dumper) node(name, entry string) error {
-	fi, err := d.root.Lstat(name)
-	if err != nil {
-		return d.fail(entry, err)
-	}
-	return d.nodeInfo(name, entry, fi)
-}
+// unknownType is the type argument of node when the caller does not know it.
+const unknownType = ^fs.FileMode(0)
 
-func (d *dumper) nodeInfo(name, entry string, fi fs.FileInfo) error {
-	switch mode := fi.Mode(); {
-	case mode&fs.ModeSymlink != 0:
-		target, err := d.root.Readlink(name)
+// node writes the node name in the directory dirfd as NAR entry entry; typ
+// is its type as the directory listing gave it (fs.ModeType bits), or
+// unknownType.
+func (d *dumper) node(dirfd int, name, entry string, typ fs.FileMode) error {
+	if typ == unknownType {
+		var st unix.Stat_t
+		if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return d.fail(entry, &fs.PathError{Op: "lstat", Path: name, Err: err})
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			typ = fs.ModeSymlink
+		case unix.S_IFDIR:
+			typ = fs.ModeDir
+		case unix.S_IFREG:
+			typ = 0
+		default:
+			typ = fs.ModeIrregular
+		}
+	}
+	switch {
+	case typ&fs.ModeSymlink != 0:
+		target, err := readlinkat(dirfd, name)
 		if err != nil {
-			return d.fail(entry, err)
+			return d.fail(entry, &fs.PathError{Op: "readlink", Path: name, Err: err})
 		}
 		if err := d.nw.WriteHeader(&nar.Header{Path: entry, Type: nar.TypeSymlink, LinkTarget: target}); err != nil {
 			return d.fail(entry, err)
 		}
 		return nil
-	case mode.IsDir():
-		f, err := d.root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_DIRECTORY, 0)
+	case typ&fs.ModeDir != 0:
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return d.fail(entry, err)
+			return d.fail(entry, &fs.PathError{Op: "open", Path: name, Err: err})
 		}
+		f := os.NewFile(uintptr(fd), name)
+		defer f.Close()
 		ents, err := f.ReadDir(-1)
-		f.Close()
 		if err != nil {
 			return d.fail(entry, err)
 		}
@@ -140,53 +149,78 @@ func (d *dumper) nodeInfo(name, entry string, fi fs.FileInfo) error {
 			return d.fail(entry, err)
 		}
 		for _, e := range ents {
-			child := path.Join(entry, e.Name())
-			info, err := e.Info() // lstat of the entry
-			if err != nil {
-				return d.fail(child, err)
+			child := entry + "/" + e.Name()
+			if entry == "/" {
+				child = "/" + e.Name()
 			}
-			if err := d.nodeInfo(name+"/"+e.Name(), child, info); err != nil {
+			if err := d.node(fd, e.Name(), child, e.Type()); err != nil {
 				return err
 			}
 		}
 		return nil
-	case mode.IsRegular():
-		f, err := d.root.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
-		if err != nil {
-			return d.fail(entry, err)
-		}
-		defer f.Close()
-		// The size and mode of what was opened, not of what was looked
-		// at: a file replaced in between is dumped as it now is.
-		fi, err = f.Stat()
-		if err != nil {
-			return d.fail(entry, err)
-		}
-		if !fi.Mode().IsRegular() {
-			return d.fail(entry, fmt.Errorf("not a regular file any more (%s)", fi.Mode().Type()))
-		}
-		hdr := &nar.Header{Path: entry, Type: nar.TypeRegular, Size: fi.Size(), Executable: fi.Mode()&0o100 != 0}
-		if err := d.nw.WriteHeader(hdr); err != nil {
-			return d.fail(entry, err)
-		}
-		n, err := io.CopyBuffer(d.nw, onlyReader{f}, d.buf)
-		if err != nil {
-			return d.fail(entry, err)
-		}
-		if n != fi.Size() {
-			return d.fail(entry, fmt.Errorf("file changed size while read: %d bytes, %d at open", n, fi.Size()))
-		}
-		return nil
+	case typ.IsRegular():
+		return d.regular(dirfd, name, entry)
 	default:
-		return d.fail(entry, fmt.Errorf("file type %s cannot be in a NAR", fi.Mode().Type()))
+		return d.fail(entry, fmt.Errorf("file type %s cannot be in a NAR", typ.Type()))
 	}
 }
 
-// onlyReader hides os.File's WriteTo, so io.CopyBuffer reads with the buffer
-// it is given.
-type onlyReader struct{ r io.Reader }
+// regular writes the regular file name in dirfd: its size and mode are
+// those of what was opened (O_NOFOLLOW), which must still be a regular
+// file, and exactly that many bytes are read.
+func (d *dumper) regular(dirfd int, name, entry string) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return d.fail(entry, &fs.PathError{Op: "open", Path: name, Err: err})
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return d.fail(entry, &fs.PathError{Op: "fstat", Path: name, Err: err})
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return d.fail(entry, fmt.Errorf("not a regular file any more (mode %o)", st.Mode))
+	}
+	hdr := &nar.Header{Path: entry, Type: nar.TypeRegular, Size: st.Size, Executable: st.Mode&unix.S_IXUSR != 0}
+	if err := d.nw.WriteHeader(hdr); err != nil {
+		return d.fail(entry, err)
+	}
+	for left := st.Size; left > 0; {
+		b := d.buf
+		if int64(len(b)) > left {
+			b = b[:left]
+		}
+		n, err := unix.Read(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return d.fail(entry, &fs.PathError{Op: "read", Path: name, Err: err})
+		}
+		if n == 0 {
+			return d.fail(entry, fmt.Errorf("file shrank while read: %d bytes missing of %d", left, st.Size))
+		}
+		if _, err := d.nw.Write(b[:n]); err != nil {
+			return d.fail(entry, err)
+		}
+		left -= int64(n)
+	}
+	return nil
+}
 
-func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+// readlinkat reads the target of the symlink name in dirfd.
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		b := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, b)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(b[:n]), nil
+		}
+	}
+}
 
 // narPipe runs dump in a goroutine and returns its output as a reader; the
 // reader's Close stops the dump (its writes then fail) and waits for it.

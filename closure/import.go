@@ -72,7 +72,7 @@ const largeNAR = 8 << 20
 // pipeline, whatever the NAR sizes), and the limit keeps the garbage
 // collector from letting the heap grow to twice that: it is what keeps an
 // import's peak RSS under 150 MB. Long-running processes set their own.
-const ImportMemoryLimit = 112 << 20
+const ImportMemoryLimit = 56 << 20
 
 // Import imports the closure of root from src into st and indexes it in db.
 //

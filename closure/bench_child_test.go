@@ -1,0 +1,162 @@
+package closure
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/agentix/agentix-store/closure/nixtest"
+	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/store"
+)
+
+// The side-by-side benchmarks run each import in a child process (this test
+// binary running TestImportChild), so that its peak RSS is one import's,
+// measured as nix copy's is: the child's ru_maxrss.
+
+// childResult is what TestImportChild prints.
+type childResult struct {
+	NS     int64  `json:"ns"`     // the timed import's duration
+	Allocs uint64 `json:"allocs"` // heap allocations during it
+	Bytes  uint64 `json:"bytes"`  // heap bytes allocated during it
+	Reused int    `json:"reused"` // paths reused by it
+}
+
+// TestImportChild is not a test: it is the child process of the
+// benchmarks. With AGENTIX_IMPORT_CHILD=ROOT[,ROOT2] it imports ROOT into a
+// fresh store in AGENTIX_IMPORT_DIR (then ROOT2, timing only the last
+// import) with the CLI's memory limit and prints a childResult.
+func TestImportChild(t *testing.T) {
+	roots := os.Getenv("AGENTIX_IMPORT_CHILD")
+	if roots == "" {
+		t.Skip("the benchmarks' child process; runs only when they start it")
+	}
+	debug.SetMemoryLimit(int64(envInt("AGENTIX_BENCH_MEMLIMIT_MB", ImportMemoryLimit>>20)) << 20)
+	db, err := kv.Open(os.Getenv("AGENTIX_IMPORT_DIR"), kv.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(db, store.Options{})
+	var res childResult
+	list := strings.Split(roots, ",")
+	for i, root := range list {
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		t0 := time.Now()
+		r, err := Import(context.Background(), st, db, &LocalNix{}, root, ImportOptions{Jobs: envInt("AGENTIX_BENCH_JOBS", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == len(list)-1 {
+			res.NS = time.Since(t0).Nanoseconds()
+			runtime.ReadMemStats(&m1)
+			res.Allocs, res.Bytes, res.Reused = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc, r.Reused
+		}
+	}
+	st.Close()
+	db.Close()
+	out, _ := json.Marshal(res)
+	fmt.Printf("AGENTIX-CHILD %s\n", out)
+}
+
+// childRun is one measured run: wall time, peak RSS in MB, allocations.
+type childRun struct {
+	d      time.Duration
+	peakMB float64
+	allocs uint64
+	reused int
+}
+
+func maxRSS(ps *os.ProcessState) float64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return float64(ru.Maxrss) / 1024 // Linux: KiB
+	}
+	return 0
+}
+
+// importInChild imports roots (timing the last) in a fresh store in a child
+// process.
+func importInChild(b *testing.B, roots ...string) childRun {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestImportChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "AGENTIX_IMPORT_CHILD="+strings.Join(roots, ","), "AGENTIX_IMPORT_DIR="+b.TempDir())
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("import child: %v\n%s%s", err, stdout.String(), stderr.String())
+	}
+	_, line, ok := strings.Cut(stdout.String(), "AGENTIX-CHILD ")
+	if !ok {
+		b.Fatalf("import child printed no result:\n%s", stdout.String())
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	var res childResult
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		b.Fatal(err)
+	}
+	return childRun{d: time.Duration(res.NS), peakMB: maxRSS(cmd.ProcessState), allocs: res.Allocs, reused: res.Reused}
+}
+
+// nixCopyRun runs `nix copy --to file://DIR?compression=none root` into a
+// fresh directory.
+func nixCopyRun(b *testing.B, root string) childRun {
+	b.Helper()
+	cmd := exec.Command("nix", "copy", "--to", "file://"+b.TempDir()+"?compression=none", root)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("nix copy: %v\n%s", err, stderr.String())
+	}
+	return childRun{d: time.Since(t0), peakMB: maxRSS(cmd.ProcessState)}
+}
+
+// sideBySide runs, alternately, our import of root (each in a fresh store,
+// after importing the roots in before untimed) and nix copy of root, and
+// reports both systems' figures: seconds per op, MB/s, peak RSS, our
+// allocations per op, and the speedup (nix copy's time over ours).
+func sideBySide(b *testing.B, narBytes int64, root string, before ...string) {
+	var imp, cp time.Duration
+	var impPeak, cpPeak float64
+	var allocs uint64
+	for range b.N {
+		r := importInChild(b, append(before, root)...)
+		imp += r.d
+		impPeak = max(impPeak, r.peakMB)
+		allocs += r.allocs
+		c := nixCopyRun(b, root)
+		cp += c.d
+		cpPeak = max(cpPeak, c.peakMB)
+	}
+	nb := float64(b.N)
+	b.ReportMetric(imp.Seconds()/nb, "import-s")
+	b.ReportMetric(cp.Seconds()/nb, "nix-copy-s")
+	b.ReportMetric(float64(narBytes)*nb/imp.Seconds()/1e6, "import-MB/s")
+	b.ReportMetric(float64(narBytes)*nb/cp.Seconds()/1e6, "nix-copy-MB/s")
+	b.ReportMetric(impPeak, "import-peak-MB")
+	b.ReportMetric(cpPeak, "nix-copy-peak-MB")
+	b.ReportMetric(float64(allocs)/nb, "import-allocs/op")
+	b.ReportMetric(cp.Seconds()/imp.Seconds(), "speedup")
+}
+
+// closureNarBytes is the total NAR size of root's closure.
+func closureNarBytes(b *testing.B, n *nixtest.Nix, root string) int64 {
+	infos, err := ParsePathInfoJSON(n.PathInfoJSON(root), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, pi := range infos {
+		total += pi.NarSize
+	}
+	return total
+}
