@@ -1,6 +1,7 @@
 // Package daemon wires one node's HTTP surface into a single server:
 //
-//	/healthz        liveness ("ok")
+//	/healthz        liveness ("ok"); ?detail=1: JSON {"status": "ok"|"degraded",
+//	                "follow": follow.Status} (200 either way)
 //	/ipfs/<cid>     trustless gateway subset over the local blocks
 //	                (?format=raw|car and the matching Accept types)
 //	/log/           the node's transparency log: C2SP tlog-tiles reads
@@ -10,6 +11,10 @@
 //	/nix/           Nix binary cache: nix-cache-info, <hash>.narinfo signed
 //	                with the node's Nix key, nar/… (plain or zstd)
 //	/metrics        Prometheus metrics
+//
+// With Options.Follow, Serve runs a follower (package follow) over the
+// node's workspaces and running system, exported as agentix_follow_*
+// metrics and in /healthz?detail=1, and stops it before it returns.
 //
 // Later capabilities mount under /log/, /nix/ and /api/v1/ per the
 // interface contract. Reads are public. The server shuts down gracefully:
