@@ -209,7 +209,7 @@ func (c *Client) RecordGenesis(ctx context.Context, ws string) (*node.Genesis, e
 
 func (c *Client) Attestations(ctx context.Context, q attest.Query) ([]attest.Record, error) {
 	v := url.Values{}
-	for k, s := range map[string]string{"subject": q.Subject, "sha256": q.SHA256, "name": q.Name, "predicate_type": q.PredicateType, "signer": q.Signer} {
+	for k, s := range map[string]string{"subject": q.Subject, "sha256": q.SHA256, "name": q.Name, "predicateType": q.PredicateType, "signer": q.Signer} {
 		if s != "" {
 			v.Set(k, s)
 		}
@@ -223,7 +223,7 @@ func (c *Client) Attestations(ctx context.Context, q attest.Query) ([]attest.Rec
 }
 
 func (c *Client) Bundle(ctx context.Context, id cid.Cid, withCAR bool) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/api/v1/attestations/"+id.String()+"/bundle", url.Values{"car": {strconv.FormatBool(withCAR)}}, nil)
+	resp, err := c.do(ctx, http.MethodGet, "/api/v1/bundles/"+id.String(), url.Values{"car": {strconv.FormatBool(withCAR)}}, nil)
 	if err != nil {
 		return nil, err
 	}

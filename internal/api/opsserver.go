@@ -314,7 +314,7 @@ func (s *server) attestations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rs, err := Attestations(s.n, attest.Query{Subject: q.Get("subject"), SHA256: q.Get("sha256"), Name: q.Get("name"),
-		PredicateType: q.Get("predicate_type"), Signer: q.Get("signer"), Limit: int(lim)})
+		PredicateType: q.Get("predicateType"), Signer: q.Get("signer"), Limit: int(lim)})
 	if err != nil {
 		writeOpErr(w, err)
 		return

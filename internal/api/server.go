@@ -115,7 +115,7 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("POST /api/v1/closures/{cid}/attest", s.auth(noBody, s.closureAttest))
 	mux.HandleFunc("POST /api/v1/genesis", s.auth(noBody, s.genesis))
 	mux.HandleFunc("GET /api/v1/attestations", s.attestations)
-	mux.HandleFunc("GET /api/v1/attestations/{cid}/bundle", s.bundle)
+	mux.HandleFunc("GET /api/v1/bundles/{cid}", s.bundle)
 	mux.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	mux.HandleFunc("GET /api/v1/log/entries", s.logEntries)
 	mux.HandleFunc("GET /api/v1/log/inclusion", s.logInclusion)
