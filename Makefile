@@ -11,7 +11,7 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1x
 TEST_TIMEOUT ?= 80m
 
-.PHONY: all build run test bench fuzz lint clean loadtest
+.PHONY: all build run test bench fuzz lint clean loadtest idle-rss
 
 all: build
 
@@ -42,6 +42,11 @@ fuzz:
 # prints publishes/s, p99 latency and the daemon's peak RSS.
 loadtest:
 	LOAD_DURATION=$${LOAD_DURATION:-60s} $(GO) test -count=1 -run '^TestLoadPublishers$$' -v -timeout 10m ./e2e/
+
+# The daemon's resident set on a fresh data dir after 5 s idle
+# (IDLE_RSS_MAX_MB=40 makes it fail above 40 MB).
+idle-rss:
+	$(GO) test -count=1 -run '^TestIdleRSS$$' -v -timeout 5m ./e2e/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

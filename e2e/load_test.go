@@ -28,7 +28,8 @@ import (
 // `make loadtest` runs 60 s). Every acknowledged attestation must then be in
 // the log, at the index it was acknowledged with, with its exact bytes. The
 // sustained rate, p99 latency and the daemon's peak RSS are logged (figures,
-// not assertions: targets live in benchmarks and reports).
+// not assertions: targets live in benchmarks and reports; LOAD_RSS_MAX_MB
+// makes the peak RSS one).
 func TestLoadPublishers(t *testing.T) {
 	dur := 5 * time.Second
 	if s := os.Getenv("LOAD_DURATION"); s != "" {
@@ -62,6 +63,9 @@ func TestLoadPublishers(t *testing.T) {
 		wg      sync.WaitGroup
 		client  = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
 		peakRSS atomic.Int64
+		// The peak's parts: anonymous memory (Go heap, stacks, badger's
+		// arenas) and mapped files (badger's logs and tables).
+		peakAnon, peakFile atomic.Int64
 	)
 	stopRSS := make(chan struct{})
 	go func() {
@@ -71,8 +75,15 @@ func TestLoadPublishers(t *testing.T) {
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
-			if kb := rssKB(d.cmd.Process.Pid); kb > peakRSS.Load() {
+			st := procStatus(d.cmd.Process.Pid)
+			if kb := st["VmHWM"]; kb > peakRSS.Load() {
 				peakRSS.Store(kb)
+			}
+			if kb := st["RssAnon"]; kb > peakAnon.Load() {
+				peakAnon.Store(kb)
+			}
+			if kb := st["RssFile"] + st["RssShmem"]; kb > peakFile.Load() {
+				peakFile.Store(kb)
 			}
 		}
 	}()
@@ -131,10 +142,19 @@ func TestLoadPublishers(t *testing.T) {
 		t.Fatal("no publish acknowledged")
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	t.Logf("load: %d publishers, %v: %d acknowledged (%.0f publishes/s), %d failed, latency p50 %v p99 %v, daemon peak RSS %d MB",
+	t.Logf("load: %d publishers, %v: %d acknowledged (%.0f publishes/s), %d failed, latency p50 %v p99 %v, daemon peak RSS %d MB (peak anonymous %d MB, peak mapped files %d MB)",
 		publishers, dur, len(acks), float64(len(acks))/dur.Seconds(), failed.Load(),
-		lats[len(lats)/2].Round(time.Microsecond), lats[len(lats)*99/100].Round(time.Microsecond), peakRSS.Load()/1024)
+		lats[len(lats)/2].Round(time.Microsecond), lats[len(lats)*99/100].Round(time.Microsecond), peakRSS.Load()/1024, peakAnon.Load()/1024, peakFile.Load()/1024)
 
+	if s := os.Getenv("LOAD_RSS_MAX_MB"); s != "" {
+		max, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("LOAD_RSS_MAX_MB=%q: %v", s, err)
+		}
+		if peakRSS.Load() > max*1024 {
+			t.Errorf("daemon peak RSS %d MB over LOAD_RSS_MAX_MB=%d", peakRSS.Load()/1024, max)
+		}
+	}
 	if m, err := http.Get(d.url + "/metrics"); err == nil {
 		b, _ := io.ReadAll(m.Body)
 		m.Body.Close()
@@ -172,20 +192,56 @@ func TestLoadPublishers(t *testing.T) {
 	}
 }
 
-// rssKB reads a process's peak resident set (VmHWM) in KiB.
-func rssKB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
+// TestIdleRSS starts the daemon on a fresh data directory and reports its
+// resident set after IDLE_WAIT (default 5 s) with no requests (`make
+// idle-rss`). IDLE_RSS_MAX_MB, when set, makes it a check.
+func TestIdleRSS(t *testing.T) {
+	wait := 5 * time.Second
+	if s := os.Getenv("IDLE_WAIT"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("IDLE_WAIT=%q: %v", s, err)
+		}
+		wait = d
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				return n
-			}
+	dir := filepath.Join(t.TempDir(), "node")
+	store(t, dir, "init", "--name", "idle")
+	d := start(t, dir)
+	time.Sleep(wait)
+	st := procStatus(d.cmd.Process.Pid)
+	if len(st) == 0 {
+		t.Fatal("daemon exited")
+	}
+	t.Logf("idle daemon after %v: VmRSS %d kB (%d MB), VmHWM %d kB, RssAnon %d kB, RssFile %d kB",
+		wait, st["VmRSS"], st["VmRSS"]/1024, st["VmHWM"], st["RssAnon"], st["RssFile"])
+	if s := os.Getenv("IDLE_RSS_MAX_MB"); s != "" {
+		max, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			t.Fatalf("IDLE_RSS_MAX_MB=%q: %v", s, err)
+		}
+		if st["VmRSS"] > max*1024 {
+			t.Fatalf("idle VmRSS %d kB over %d MB", st["VmRSS"], max)
 		}
 	}
-	return 0
+}
+
+// procStatus reads the kB fields of /proc/PID/status (VmRSS, VmHWM,
+// RssAnon, RssFile, ...); empty when the process is gone.
+func procStatus(pid int) map[string]int64 {
+	m := map[string]int64{}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		f := strings.Fields(v)
+		if !ok || len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+			m[k] = n
+		}
+	}
+	return m
 }

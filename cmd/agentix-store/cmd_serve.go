@@ -32,6 +32,7 @@ func newServeCmd() *cobra.Command {
 				h = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
 			}
 			logger := slog.New(h)
+			logger.Debug("memory limit", "bytes", daemon.SetMemoryLimit())
 			dir, err := a.dir()
 			if err != nil {
 				return err

@@ -52,13 +52,18 @@ type Options struct {
 // Open opens (creating if needed) the badger database in dir/badger.
 //
 // The options keep memory bounded whatever the amount of data: small
-// memtables, values of 128 bytes or more in the value log, modest caches. (Large
+// memtables (8 MiB, two of them: each is an arena on the heap plus its
+// mapped log), values of 128 bytes or more in the value log, modest caches
+// (8 MiB of blocks, 4 MiB of indexes). (Large
 // blocks do not go through badger at all: package store keeps them in pack
 // files, see PacksDir.) Value log files are
-// 32 MiB: badger keeps the file being written mapped and resident until it
-// rotates (ReleaseLogPages drops the finished ones), so this size bounds the
+// 16 MiB: badger keeps the file being written mapped and resident until it
+// rotates (ReleaseLogPages drops the finished ones, and the tables' pages),
+// so this size bounds the
 // value log's share of a long write's RSS; the price is more files (about
-// 32 per GiB stored, each an open descriptor and a mapping).
+// 64 per GiB stored, each an open descriptor and a mapping). These sizes
+// keep the daemon under 256 MiB of RSS with 256 concurrent publishers
+// (`make loadtest`); the free-space reserve (Reserve) follows from them.
 func Open(dir string, o Options) (*badger.DB, error) {
 	path := filepath.Join(dir, "badger")
 	if !o.InMemory {
@@ -81,7 +86,7 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		WithSyncWrites(false).
 		WithInMemory(o.InMemory).
 		WithReadOnly(o.ReadOnly).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
@@ -91,9 +96,9 @@ func Open(dir string, o Options) (*badger.DB, error) {
 		// rewritten by every compaction, a fifth of the daemon's CPU under
 		// 256 concurrent appenders.
 		WithValueThreshold(128).
-		WithValueLogFileSize(32 << 20).
-		WithBlockCacheSize(16 << 20).
-		WithIndexCacheSize(8 << 20).
+		WithValueLogFileSize(16 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
 		WithCompression(options.None).
 		WithNumCompactors(2).
 		WithDetectConflicts(false)

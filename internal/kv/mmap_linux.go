@@ -32,9 +32,14 @@ var released sync.Map
 //     file (madvise MADV_DONTNEED). Those files are never written again; the
 //     data stays in the page cache and on disk and later reads fault it
 //     back in.
+//   - drops them, at every call, for the tables (*.sst, read-only
+//     mappings: compactions read each table whole, so a busy node would
+//     otherwise keep every table resident) and for the memtable logs
+//     (*.mem) other than the newest (written no more, waiting to be
+//     flushed). Reads fault the pages they need back from the page cache.
 //
-// It never touches the newest value log file's mapping nor files that
-// appear while it runs. It is a no-op for in-memory databases and on
+// It never touches the newest value log file's nor the newest memtable
+// log's mapping, nor files that appear while it runs. It is a no-op for in-memory databases and on
 // systems other than Linux, and best-effort: errors are returned for
 // logging only, the database is unaffected.
 func ReleaseLogPages(db *badger.DB) error {
@@ -51,8 +56,25 @@ func ReleaseLogPages(db *badger.DB) error {
 	}
 	maxFid, cur := -1, ""
 	old := map[string]bool{}
+	// trim: mappings released at every call (tables, older memtable logs).
+	trim := map[string]bool{}
+	maxMem, curMem := -1, ""
 	for _, e := range ents {
 		name := e.Name()
+		if strings.HasSuffix(name, ".sst") {
+			trim[filepath.Join(dir, name)] = true
+			continue
+		}
+		if strings.HasSuffix(name, ".mem") {
+			if fid, err := strconv.Atoi(strings.TrimSuffix(name, ".mem")); err == nil {
+				p := filepath.Join(dir, name)
+				trim[p] = true
+				if fid > maxMem {
+					maxMem, curMem = fid, p
+				}
+			}
+			continue
+		}
 		if !strings.HasSuffix(name, ".vlog") {
 			continue
 		}
@@ -66,16 +88,18 @@ func ReleaseLogPages(db *badger.DB) error {
 			maxFid, cur = fid, p
 		}
 	}
-	if cur == "" {
-		return nil
+	delete(trim, curMem)
+	if cur != "" {
+		delete(old, cur)
 	}
-	delete(old, cur)
 
-	if f, err := os.Open(cur); err == nil {
-		_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-		f.Close()
+	if cur != "" {
+		if f, err := os.Open(cur); err == nil {
+			_ = unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+			f.Close()
+		}
 	}
-	if len(old) == 0 {
+	if len(old) == 0 && len(trim) == 0 {
 		return nil
 	}
 
@@ -87,7 +111,7 @@ func ReleaseLogPages(db *badger.DB) error {
 	for sc.Scan() {
 		// start-end perms offset dev inode path
 		f := strings.Fields(sc.Text())
-		if len(f) < 6 || !old[f[5]] {
+		if len(f) < 6 || (!old[f[5]] && !trim[f[5]]) {
 			continue
 		}
 		lo, hi, ok := strings.Cut(f[0], "-")
@@ -100,13 +124,15 @@ func ReleaseLogPages(db *badger.DB) error {
 			continue
 		}
 		key := f[0] + " " + f[5]
-		if _, done := released.Load(key); done {
+		if _, done := released.Load(key); done && !trim[f[5]] {
 			continue
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); e != 0 {
 			return e
 		}
-		released.Store(key, struct{}{})
+		if !trim[f[5]] {
+			released.Store(key, struct{}{})
+		}
 	}
 	return sc.Err()
 }
