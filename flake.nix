@@ -36,7 +36,10 @@
 
       checks = forAll (pkgs: {
         package = self.packages.${pkgs.system}.default;
-        # The module evaluates with witnesses, peers and pins configured.
+        # The module evaluates with witnesses, peers, pins and a workspace
+        # configured (the systemd unit itself is only checked here, with
+        # nixpkgs; .ci/check-module.sh checks options and the service
+        # settings without it).
         module = (nixpkgs.lib.nixosSystem {
           system = pkgs.system;
           modules = [
@@ -50,6 +53,7 @@
                 witnesses = [{ url = "http://peer-b:7171/log"; key = "node-b-witness+00000000+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; }];
                 peers = [{ key = "agentix-store/node-b+00000000+AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; }];
                 pins = [{ from = "http://peer-b:7171"; target = "/nix/store/00000000000000000000000000000000-system"; }];
+                workspaces = [{ path = "/home/operator/nixos-config"; host = "alpha"; }];
               };
             }
           ];
@@ -64,6 +68,12 @@
             listen = cfg.listen;
             witnesses = cfg.witnesses;
             peers = map (p: { inherit (p) key; } // lib.optionalAttrs (p.origin != null) { inherit (p) origin; }) cfg.peers;
+            # The daemon follows these (ingests each as Agentix appends) and
+            # attests the running system (runningSystem) when it changes.
+            workspaces = map (w: { path = toString w.path; }
+              // lib.optionalAttrs (w.host != null) { inherit (w) host; }
+              // lib.optionalAttrs (w.attr != null) { inherit (w) attr; }) cfg.workspaces;
+            runningSystem = "/run/current-system";
           });
         in
         {
@@ -123,9 +133,42 @@
               default = "hourly";
               description = "systemd calendar expression for re-syncing pins.";
             };
+            workspaces = lib.mkOption {
+              type = lib.types.listOf (lib.types.submodule {
+                options.path = lib.mkOption { type = lib.types.str; description = "The Agentix workspace (absolute path; the nixos-config flake whose .agentix/audit.jsonl the daemon ingests). Read-only to the daemon; it must be readable by the service's dynamic user (world-readable, or through supplementaryGroups)."; };
+                options.host = lib.mkOption { type = lib.types.nullOr lib.types.str; default = null; description = "Its nixosConfigurations entry (default: the node name)."; };
+                options.attr = lib.mkOption { type = lib.types.nullOr lib.types.str; default = null; description = "The toplevel flake attribute (default: nixosConfigurations.<host>.config.system.build.toplevel)."; };
+              });
+              default = [ ];
+              description = "Agentix workspaces the daemon follows: each is ingested as Agentix appends to its audit log, and the running system is attested with the configuration chain of the one whose host is this node.";
+            };
+            attestRunningSystem = lib.mkOption {
+              type = lib.types.bool;
+              default = true;
+              description = "Attest the running system (/run/current-system) each time it changes, so after `nixos-rebuild switch` the node attests the new system with nobody running a command. false runs the daemon with --no-follow, which also stops following workspaces (so it requires workspaces = [ ]).";
+            };
+            supplementaryGroups = lib.mkOption {
+              type = lib.types.listOf lib.types.str;
+              default = [ ];
+              description = "Extra groups of the service's dynamic user, e.g. one that may read the workspaces.";
+            };
+            memoryMax = lib.mkOption {
+              type = lib.types.str;
+              default = "256M";
+              description = "systemd MemoryMax of the daemon (hard ceiling).";
+            };
+            goMemLimit = lib.mkOption {
+              type = lib.types.str;
+              default = "160MiB";
+              description = "GOMEMLIMIT of the daemon: the Go runtime's soft memory limit, below memoryMax (badger's mapped files take the rest).";
+            };
           };
 
           config = lib.mkIf cfg.enable {
+            assertions = [{
+              assertion = cfg.attestRunningSystem || cfg.workspaces == [ ];
+              message = "services.agentix-store: attestRunningSystem = false stops the daemon's follower, which also follows the workspaces; set workspaces = [ ] or attestRunningSystem = true.";
+            }];
             networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
               (lib.toInt (lib.last (lib.splitString ":" cfg.listen)))
             ];
@@ -134,20 +177,35 @@
               wantedBy = [ "multi-user.target" ];
               after = [ "network-online.target" ];
               wants = [ "network-online.target" ];
-              environment.AGENTIX_STORE_DIR = cfg.dataDir;
+              # The follower imports closures from the local Nix (through
+              # the daemon socket) and evaluates workspace flakes (git).
+              path = [ config.nix.package pkgs.git ];
+              environment = {
+                AGENTIX_STORE_DIR = cfg.dataDir;
+                GOMEMLIMIT = cfg.goMemLimit;
+                NIX_REMOTE = "daemon";
+                XDG_CACHE_HOME = "/var/cache/agentix-store";
+              };
               serviceConfig = {
                 ExecStartPre = [
                   "${bin} init --name ${lib.escapeShellArg cfg.name}"
                   "${bin} config apply ${settings}"
                 ];
-                ExecStart = "${bin} serve";
+                ExecStart = "${bin} serve" + lib.optionalString (!cfg.attestRunningSystem) " --no-follow";
+                MemoryMax = cfg.memoryMax;
+                SupplementaryGroups = cfg.supplementaryGroups;
+                CacheDirectory = "agentix-store";
+                # Workspaces are read, never written; /home is visible
+                # read-only. The Nix daemon socket is reached over AF_UNIX
+                # (connecting needs no write access to the file system).
+                ReadOnlyPaths = map (w: "-${toString w.path}") cfg.workspaces;
                 DynamicUser = true;
                 StateDirectory = "agentix-store";
                 StateDirectoryMode = "0700";
                 UMask = "0077";
                 NoNewPrivileges = true;
                 ProtectSystem = "strict";
-                ProtectHome = true;
+                ProtectHome = "read-only";
                 PrivateTmp = true;
                 PrivateDevices = true;
                 ProtectKernelTunables = true;
@@ -170,6 +228,7 @@
               environment.AGENTIX_STORE_DIR = cfg.dataDir;
               serviceConfig = {
                 Type = "oneshot";
+                MemoryMax = cfg.memoryMax;
                 DynamicUser = true;
                 StateDirectory = "agentix-store";
                 ExecStart = map (p: "${bin} pin add --from ${lib.escapeShellArg p.from} ${lib.escapeShellArg p.target}") cfg.pins;
