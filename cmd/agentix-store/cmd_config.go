@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -12,6 +10,7 @@ import (
 
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/node"
+	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/spf13/cobra"
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -110,55 +109,9 @@ func newConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var over struct {
-				Listen         *string                 `json:"listen"`
-				Chunker        *string                 `json:"chunker"`
-				SyncWrites     *bool                   `json:"sync_writes"`
-				NixCompression *string                 `json:"nix_compression"`
-				Witnesses      *[]node.Witness         `json:"witnesses"`
-				Peers          *[]node.Peer            `json:"peers"`
-				Workspaces     *[]node.WorkspaceConfig `json:"workspaces"`
-				RunningSystem  *string                 `json:"runningSystem"`
-			}
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&over); err != nil {
-				return usagef("%s: %v", args[0], err)
-			}
-			if over.Witnesses != nil {
-				for _, w := range *over.Witnesses {
-					if _, err := fnote.NewVerifierForCosignatureV1(w.Key); err != nil {
-						return usagef("%s: witness %s: key %q: %v", args[0], w.URL, w.Key, err)
-					}
-				}
-			}
-			if over.Peers != nil {
-				for i, p := range *over.Peers {
-					v, err := note.NewVerifier(p.Key)
-					if err != nil {
-						return usagef("%s: peer %s: key %q: %v", args[0], p.Origin, p.Key, err)
-					}
-					if p.Origin == "" {
-						(*over.Peers)[i].Origin = v.Name()
-					}
-				}
-			}
-			if over.Workspaces != nil {
-				seen := map[string]bool{}
-				for i, w := range *over.Workspaces {
-					if !filepath.IsAbs(w.Path) {
-						return usagef("%s: workspace %q: the path must be absolute", args[0], w.Path)
-					}
-					p := filepath.Clean(w.Path)
-					if seen[p] {
-						return usagef("%s: workspace %s is listed twice", args[0], p)
-					}
-					seen[p] = true
-					(*over.Workspaces)[i].Path = p
-				}
-			}
-			if over.RunningSystem != nil && *over.RunningSystem != "" && !filepath.IsAbs(*over.RunningSystem) {
-				return usagef("%s: runningSystem %q: the path must be absolute", args[0], *over.RunningSystem)
+			over, err := parseConfigOverride(args[0], raw)
+			if err != nil {
+				return err
 			}
 			return updateConfig(cmd, func(c *node.Config) error {
 				if over.Workspaces != nil {
@@ -304,4 +257,62 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// configOverride is what `config apply` reads: the fields it names are set.
+type configOverride struct {
+	Listen         *string                 `json:"listen"`
+	Chunker        *string                 `json:"chunker"`
+	SyncWrites     *bool                   `json:"sync_writes"`
+	NixCompression *string                 `json:"nix_compression"`
+	Witnesses      *[]node.Witness         `json:"witnesses"`
+	Peers          *[]node.Peer            `json:"peers"`
+	Workspaces     *[]node.WorkspaceConfig `json:"workspaces"`
+	RunningSystem  *string                 `json:"runningSystem"`
+}
+
+// parseConfigOverride reads a `config apply` input strictly (exact member
+// names, no unknown or repeated member) and checks its keys and paths;
+// every error is a usage error naming the input.
+func parseConfigOverride(name string, raw []byte) (*configOverride, error) {
+	var over configOverride
+	if err := jsonv2.Unmarshal(raw, &over, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return nil, usagef("%s: %v", name, err)
+	}
+	if over.Witnesses != nil {
+		for _, w := range *over.Witnesses {
+			if _, err := fnote.NewVerifierForCosignatureV1(w.Key); err != nil {
+				return nil, usagef("%s: witness %s: key %q: %v", name, w.URL, w.Key, err)
+			}
+		}
+	}
+	if over.Peers != nil {
+		for i, p := range *over.Peers {
+			v, err := note.NewVerifier(p.Key)
+			if err != nil {
+				return nil, usagef("%s: peer %s: key %q: %v", name, p.Origin, p.Key, err)
+			}
+			if p.Origin == "" {
+				(*over.Peers)[i].Origin = v.Name()
+			}
+		}
+	}
+	if over.Workspaces != nil {
+		seen := map[string]bool{}
+		for i, w := range *over.Workspaces {
+			if !filepath.IsAbs(w.Path) {
+				return nil, usagef("%s: workspace %q: the path must be absolute", name, w.Path)
+			}
+			p := filepath.Clean(w.Path)
+			if seen[p] {
+				return nil, usagef("%s: workspace %s is listed twice", name, p)
+			}
+			seen[p] = true
+			(*over.Workspaces)[i].Path = p
+		}
+	}
+	if over.RunningSystem != nil && *over.RunningSystem != "" && !filepath.IsAbs(*over.RunningSystem) {
+		return nil, usagef("%s: runningSystem %q: the path must be absolute", name, *over.RunningSystem)
+	}
+	return &over, nil
 }
