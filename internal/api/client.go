@@ -49,10 +49,13 @@ func (e *Error) Error() string {
 
 // Is maps daemon statuses to the store's sentinel errors.
 func (e *Error) Is(target error) bool {
-	for _, k := range errKinds {
-		if k.kind == e.Kind && k.err == target {
-			return true
+	if e.Kind != "" {
+		for _, k := range errKinds {
+			if k.kind == e.Kind && k.err == target {
+				return true
+			}
 		}
+		return false
 	}
 	switch e.Status {
 	case http.StatusNotFound:

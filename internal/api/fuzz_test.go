@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"testing"
@@ -80,4 +81,47 @@ func mustSigner(f *testing.F) *attest.Signer {
 		f.Fatal(err)
 	}
 	return s
+}
+
+// FuzzReadStream: a daemon's NDJSON answer to a long operation, however
+// malformed, never panics the client; it ends in a result, an error, or
+// both, never silently.
+func FuzzReadStream(f *testing.F) {
+	for _, s := range []string{
+		`{"progress":{"done":1,"total":2}}` + "\n" + `{"result":{"closure":"bafy","root":"/nix/store/x","paths":1,"narBytes":2,"reused":0}}` + "\n",
+		`{"error":"audit log is not a continuation","kind":"not-append-only","status":409,"result":{"closure":"x"}}`,
+		`{"progress":{"done":1,"total":2}}`,
+		`{"progress":{"done":1,"total":2},"Progress":{"done":3,"total":4}}`,
+		`{"result":{"paths":1,"paths":2}}`,
+		"\n\n{}\n",
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var res ClosureImported
+		err := readStream(bytes.NewReader(b), func(int64, int64) {}, &res)
+		_ = err
+	})
+}
+
+// FuzzDecodeRequest: the JSON bodies of the ingest, closure import, attest
+// and genesis routes never panic the decoder, and a name given twice (in
+// any case) is refused.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{`{"workspace":"/w","name":"n","verify":true,"policy":"e30="}`, `{"workspace":"/a","workspace":"/b"}`,
+		`{"Workspace":"/w"}`, `{"storePath":"/nix/store/x","jobs":2}`, `{"applies":["a","b"],"generation":3}`, `[]`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var ir IngestRequest
+		var cr ClosureImportRequest
+		var rr RunningRequest
+		var gr GenesisRequest
+		for _, v := range []any{&ir, &cr, &rr, &gr} {
+			if decodeRequest(b, v) == nil && checkJSON(b) != nil {
+				t.Fatalf("decodeRequest accepted %q, which repeats a member name", b)
+			}
+		}
+	})
 }

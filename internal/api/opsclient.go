@@ -46,14 +46,26 @@ func (c *Client) doStream(ctx context.Context, path string, req any, progress fu
 		return err
 	}
 	defer resp.Body.Close()
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	if err := readStream(resp.Body, progress, out); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return err
+		}
+		return fmt.Errorf("daemon answer to POST %s: %w", path, err)
+	}
+	return nil
+}
+
+// readStream reads a long operation's NDJSON answer (see streamLine) from r.
+func readStream(r io.Reader, progress func(done, total int64), out any) error {
+	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := readLine(br)
 		if err == io.EOF {
-			return fmt.Errorf("daemon answer to POST %s: ended without a result", path)
+			return errors.New("ended without a result")
 		}
 		if err != nil {
-			return fmt.Errorf("daemon answer to POST %s: %w", path, err)
+			return err
 		}
 		var l struct {
 			Progress *Progress      `json:"progress"`
@@ -63,7 +75,7 @@ func (c *Client) doStream(ctx context.Context, path string, req any, progress fu
 			Status   int            `json:"status"`
 		}
 		if err := json.Unmarshal(line, &l); err != nil {
-			return fmt.Errorf("daemon answer to POST %s: %w", path, err)
+			return err
 		}
 		if l.Progress != nil {
 			if progress != nil {
@@ -73,14 +85,14 @@ func (c *Client) doStream(ctx context.Context, path string, req any, progress fu
 		}
 		if len(l.Result) > 0 {
 			if err := json.Unmarshal(l.Result, out); err != nil {
-				return fmt.Errorf("daemon answer to POST %s: result: %w", path, err)
+				return fmt.Errorf("result: %w", err)
 			}
 		}
 		if l.Error != "" {
 			return &Error{Status: l.Status, Message: l.Error, Kind: l.Kind}
 		}
 		if len(l.Result) == 0 {
-			return fmt.Errorf("daemon answer to POST %s: a line with neither progress, result nor error", path)
+			return errors.New("a line with neither progress, result nor error")
 		}
 		return nil
 	}

@@ -164,11 +164,17 @@ func readRequest(w http.ResponseWriter, r *http.Request, v any) bool {
 		writeErr(w, status(err), err)
 		return false
 	}
-	if err := sjson.Unmarshal(b, v, sjson.RejectUnknownMembers(true)); err != nil {
+	if err := decodeRequest(b, v); err != nil {
 		writeJSON(w, http.StatusBadRequest, errBody{Error: "request: " + ErrJSON.Error() + ": " + err.Error(), Kind: "usage"})
 		return false
 	}
 	return true
+}
+
+// decodeRequest decodes b strictly into v: exact-case member names, no
+// duplicates, no unknown members.
+func decodeRequest(b []byte, v any) error {
+	return sjson.Unmarshal(b, v, sjson.RejectUnknownMembers(true))
 }
 
 func (s *server) ingest(w http.ResponseWriter, r *http.Request) {
