@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
@@ -298,9 +299,9 @@ func (ing *Ingester) continues(f *os.File, size int64, h *headState, full bool) 
 		if _, err := io.Copy(hs, io.NewSectionReader(f, 0, h.Size)); err != nil {
 			return false, fmt.Errorf("audit log: %w", err)
 		}
-		want := sha256.New()
-		if err := want.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
-			return false, fmt.Errorf("audit: stored prefix hash state: %w", err)
+		want, err := resumePrefix(h)
+		if err != nil {
+			return false, err
 		}
 		if !bytes.Equal(hs.Sum(nil), want.Sum(nil)) {
 			return false, nil
@@ -373,32 +374,105 @@ func (ing *Ingester) putRecord(ctx context.Context, h *store.Hold, r schemas.Rec
 }
 
 // extend ingests the lines after h (all lines when h is nil); what it
-// stores is held in hold.
+// stores is held in hold. Its steps, each named below: scan the new lines
+// and evaluate them (scanNew); store them and the snapshot that links them
+// to the accepted bytes (storeSnapshot); judge the whole log and attest it;
+// write the workspace state, then the new head and its history entry
+// (writeHead). Nothing is accepted until the head is written.
 func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState) (*IngestResult, error) {
-	var (
-		start, lines int64
-		tree         = NewTree()
-		prefix       = sha256.New()
-		err          error
-	)
-	if h != nil {
-		start, lines = h.Size, h.Lines
-		if tree, err = LoadTree(uint64(h.Lines), h.Hashes); err != nil {
-			return nil, err
-		}
-		if err := prefix.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
-			return nil, fmt.Errorf("audit: stored prefix hash state: %w", err)
-		}
-	}
 	state := newDBState(ing.DB, ws)
 	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true, hold: hold}
 	ev := NewEvaluator(ing.Policy, state, pc.lookup)
-	r := NewReader(io.NewSectionReader(f, start, 1<<62), lines+1, start)
-	var (
-		newProps  []ProposalRec
-		newApply  []int64
-		newLineCt int64
-	)
+	sc, err := scanNew(ctx, f, h, ev, state)
+	if err != nil {
+		return nil, err
+	}
+	res := &IngestResult{Workspace: ws, Pending: sc.pending}
+	if sc.newLines == 0 && h != nil {
+		return ing.reevaluate(ctx, ws, h, ev, state, res)
+	}
+	ss, err := ing.storeSnapshot(ctx, hold, ws, f, h, sc)
+	if err != nil {
+		return nil, err
+	}
+	proofHex, err := proveConsistency(h, sc.tree)
+	if err != nil {
+		return nil, err
+	}
+	res.Snapshot, res.Previous, res.Bytes, res.Lines, res.Size = ss.cid, ss.snap.Previous, ss.snap.Bytes, sc.lines, sc.end
+	res.NewLines, res.Root, res.Proof = sc.newLines, hex.EncodeToString(sc.tree.Root()), proofHex
+
+	in, err := ing.inputs(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	if res.Boundary, err = ev.Result(sc.lines, in); err != nil {
+		return nil, err
+	}
+	verdict, err := verdictDigest(res.Boundary)
+	if err != nil {
+		return nil, err
+	}
+	if ing.Attester != nil {
+		todo, err := ing.unattestedApplies(state, res.Boundary, sc.applies)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := ing.attest(ctx, ws, ss.cid, ss.snap, ss.bytesSHA, res.Boundary, sc.props, todo, state)
+		if err != nil {
+			return nil, err
+		}
+		res.Attestations = ids
+	}
+	if err := state.flush(); err != nil {
+		return nil, fmt.Errorf("audit: write state: %w", err)
+	}
+	nh := headState{Size: sc.end, Lines: sc.lines, LastLineOff: ss.lastLineOff, LastLineSHA: ss.lastLineSHA,
+		Hashes: sc.tree.Hashes(), Root: sc.tree.Root(), PrefixSHA: ss.prefixState, Snapshot: ss.cid.String(),
+		Bytes: ss.snap.Bytes.String(), Verdict: verdict}
+	if h != nil {
+		nh.Seq = h.Seq + 1
+	}
+	he := historyEntry{Snapshot: nh.Snapshot, Lines: nh.Lines, Size: nh.Size, Root: res.Root, Proof: proofHex}
+	for _, id := range res.Attestations {
+		he.Attestations = append(he.Attestations, id.String())
+	}
+	if err := ing.writeHead(ws, nh, &he); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// scanned is what one pass over the lines after the accepted snapshot
+// found.
+type scanned struct {
+	start, end int64 // the new complete lines are the bytes [start, end)
+	lines      int64 // lines in the log, old and new
+	newLines   int64
+	pending    int   // bytes after the last complete line
+	tree       *Tree // the tree over every line, old and new
+	// props are the proposals saved by the new lines; applies are the new
+	// lines that applied a patch.
+	props   []ProposalRec
+	applies []int64
+}
+
+// scanNew reads the complete lines of f after the accepted snapshot h (every
+// line when h is nil), appends each to the tree resumed from h and adds it
+// to ev. It collects the proposals the new lines saved (as recorded in
+// state by ev) and the lines that applied a patch: those are what the
+// ingest attests besides the log.
+func scanNew(ctx context.Context, f io.ReaderAt, h *headState, ev *Evaluator, state *dbState) (*scanned, error) {
+	tree, err := resumeTree(h)
+	if err != nil {
+		return nil, err
+	}
+	sc := &scanned{tree: tree}
+	var lines int64
+	if h != nil {
+		sc.start, lines = h.Size, h.Lines
+	}
+	r := NewReader(io.NewSectionReader(f, sc.start, 1<<62), lines+1, sc.start)
 	for {
 		l, err := r.Next()
 		if err == io.EOF {
@@ -419,124 +493,150 @@ func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root *os.Root
 			case (e.Action == ActionControllerRun || e.Action == ActionWorktreeRun) && e.ProposalSaved != nil:
 				if rel, ok := ResolvePath(*e.ProposalSaved); ok {
 					if p, ok, _ := state.Proposal(rel); ok && p.Line == l.Number {
-						newProps = append(newProps, p)
+						sc.props = append(sc.props, p)
 					}
 				}
 			case e.Action == ActionApply && e.Result == ResultApplied:
-				newApply = append(newApply, l.Number)
+				sc.applies = append(sc.applies, l.Number)
 			}
 		}
-		newLineCt++
+		sc.newLines++
 	}
-	res := &IngestResult{Workspace: ws, Pending: int(r.PendingSize())}
-	if newLineCt == 0 && h != nil {
-		return ing.reevaluate(ctx, ws, h, ev, state, res)
+	sc.end, sc.lines, sc.pending = r.Offset(), r.Lines(), int(r.PendingSize())
+	return sc, nil
+}
+
+// storedSnapshot is a snapshot record stored by storeSnapshot, with the
+// hashes of its bytes the new head keeps.
+type storedSnapshot struct {
+	cid         cid.Cid
+	snap        *schemas.AuditLogSnapshot
+	bytesSHA    []byte // SHA-256 of the snapshot's bytes
+	prefixState []byte // the marshalled SHA-256 state over those bytes
+	lastLineOff int64
+	lastLineSHA []byte
+}
+
+// storeSnapshot stores the new lines sc found, read a second time, and the
+// snapshot record over the whole log: its bytes are the new lines' UnixFS
+// file, concatenated after the accepted bytes when there are any (concat),
+// and it links the accepted snapshot as its previous one. The prefix hash
+// and the last line's hash come from that same second stream, and its lines
+// must hash to the tree sc evaluated: what is stored is what was checked.
+func (ing *Ingester) storeSnapshot(ctx context.Context, hold *store.Hold, ws string, f io.ReaderAt, h *headState, sc *scanned) (*storedSnapshot, error) {
+	prefix, err := resumePrefix(h)
+	if err != nil {
+		return nil, err
 	}
-	end := r.Offset()
-	// The bytes are read a second time to be stored; the prefix hash and
-	// the last line's hash come from that same stream, and its lines must
-	// hash to the tree just evaluated: what is stored is what was checked.
-	stored := NewTree()
-	if h != nil {
-		if stored, err = LoadTree(uint64(h.Lines), h.Hashes); err != nil {
-			return nil, err
-		}
+	stored, err := resumeTree(h)
+	if err != nil {
+		return nil, err
 	}
-	lh := newLineHasher(stored, start)
-	segment, err := hold.Add(ctx, io.TeeReader(io.NewSectionReader(f, start, end-start), io.MultiWriter(prefix, lh)), store.AddOptions{})
+	lh := newLineHasher(stored, sc.start)
+	n := sc.end - sc.start
+	segment, err := hold.Add(ctx, io.TeeReader(io.NewSectionReader(f, sc.start, n), io.MultiWriter(prefix, lh)), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store audit log: %w", err)
 	}
-	if lh.completed != newLineCt || !bytes.Equal(stored.Root(), tree.Root()) {
+	if lh.completed != sc.newLines || !bytes.Equal(stored.Root(), sc.tree.Root()) {
 		return nil, fmt.Errorf("audit log of %s changed while it was ingested (lines %d to %d read differently the second time); nothing accepted, ingest again",
-			ws, lines+1, r.Lines())
+			ws, sc.lines-sc.newLines+1, sc.lines)
 	}
-	lastOff, lastSHA := lh.lastOff, lh.lastSHA
-	bytesC := segment
-	snap := &schemas.AuditLogSnapshot{Workspace: ws, Size: end, Lines: r.Lines(), Root: tree.Root()}
+	snap := &schemas.AuditLogSnapshot{Workspace: ws, Size: sc.end, Lines: sc.lines, Root: sc.tree.Root(), Bytes: segment}
 	if h != nil {
 		prevBytes, err := cid.Decode(h.Bytes)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("audit: accepted bytes of %s: %w", ws, err)
 		}
-		if bytesC, err = ing.concat(ctx, hold, prevBytes, h.Size, segment, end-start); err != nil {
+		if snap.Bytes, err = ing.concat(ctx, hold, prevBytes, h.Size, segment, n); err != nil {
 			return nil, err
 		}
 		prev, err := cid.Decode(h.Snapshot)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("audit: accepted snapshot of %s: %w", ws, err)
 		}
 		snap.Previous = &prev
-		res.Previous = &prev
 	}
-	snap.Bytes = bytesC
-	snapC, err := ing.putRecord(ctx, hold, snap)
+	c, err := ing.putRecord(ctx, hold, snap)
 	if err != nil {
 		return nil, err
 	}
-	var proofHex []string
-	if h != nil {
-		prf, err := tree.ConsistencyProof(uint64(h.Lines))
-		if err != nil {
-			return nil, err
-		}
-		if err := VerifyConsistency(uint64(h.Lines), tree.Size(), prf, h.Root, tree.Root()); err != nil {
-			return nil, fmt.Errorf("audit: internal error: consistency proof does not verify: %w", err)
-		}
-		for _, p := range prf {
-			proofHex = append(proofHex, hex.EncodeToString(p))
-		}
+	state, err := prefix.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("audit: prefix hash state: %w", err)
 	}
-	res.Snapshot, res.Bytes, res.Lines, res.Size = snapC, bytesC, r.Lines(), end
-	res.NewLines, res.Root, res.Proof = newLineCt, hex.EncodeToString(tree.Root()), proofHex
+	return &storedSnapshot{cid: c, snap: snap, bytesSHA: prefix.Sum(nil), prefixState: state,
+		lastLineOff: lh.lastOff, lastLineSHA: lh.lastSHA}, nil
+}
 
-	in, err := ing.inputs(ctx, ws)
+// proveConsistency returns the RFC 6962 consistency proof (hex hashes) from
+// the accepted snapshot h to tree, verified against both roots before it is
+// returned; a first snapshot (h nil) has none.
+func proveConsistency(h *headState, tree *Tree) ([]string, error) {
+	if h == nil {
+		return nil, nil
+	}
+	prf, err := tree.ConsistencyProof(uint64(h.Lines))
 	if err != nil {
 		return nil, err
 	}
-	if res.Boundary, err = ev.Result(r.Lines(), in); err != nil {
-		return nil, err
+	if err := VerifyConsistency(uint64(h.Lines), tree.Size(), prf, h.Root, tree.Root()); err != nil {
+		return nil, fmt.Errorf("audit: internal error: consistency proof does not verify: %w", err)
 	}
-	prefixState, err := prefix.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return nil, err
+	var out []string
+	for _, p := range prf {
+		out = append(out, hex.EncodeToString(p))
 	}
-	if ing.Attester != nil {
-		todo, err := ing.unattestedApplies(state, res.Boundary, newApply)
-		if err != nil {
-			return nil, err
+	return out, nil
+}
+
+// resumeTree returns the tree of the accepted snapshot h (the empty tree
+// when h is nil), ready to take the lines after it.
+func resumeTree(h *headState) (*Tree, error) {
+	if h == nil {
+		return NewTree(), nil
+	}
+	return LoadTree(uint64(h.Lines), h.Hashes)
+}
+
+// resumePrefix returns the SHA-256 state over the accepted snapshot h's
+// bytes (a fresh hash when h is nil), ready to take the bytes after them.
+func resumePrefix(h *headState) (hash.Hash, error) {
+	hs := sha256.New()
+	if h == nil {
+		return hs, nil
+	}
+	if err := hs.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
+		return nil, fmt.Errorf("audit: stored prefix hash state: %w", err)
+	}
+	return hs, nil
+}
+
+// writeHead makes nh the accepted snapshot of workspace ws: in one
+// transaction it records he (when not nil) as history entry nh.Seq and nh
+// as the head.
+func (ing *Ingester) writeHead(ws string, nh headState, he *historyEntry) error {
+	err := ing.DB.Update(func(txn *badger.Txn) error {
+		if he != nil {
+			if err := setJSON(txn, wsKey(ws, "s", seqKey(nh.Seq)), he); err != nil {
+				return err
+			}
 		}
-		ids, err := ing.attest(ctx, ws, snapC, snap, prefix.Sum(nil), res.Boundary, newProps, todo, state)
-		if err != nil {
-			return nil, err
-		}
-		res.Attestations = ids
-	}
-	if err := state.flush(); err != nil {
-		return nil, fmt.Errorf("audit: write state: %w", err)
-	}
-	nh := headState{Size: end, Lines: r.Lines(), LastLineOff: lastOff, LastLineSHA: lastSHA, Hashes: tree.Hashes(),
-		Root: tree.Root(), PrefixSHA: prefixState, Snapshot: snapC.String(), Bytes: bytesC.String(),
-		Verdict: verdictDigest(res.Boundary)}
-	if h != nil {
-		nh.Seq = h.Seq + 1
-	}
-	he := historyEntry{Snapshot: snapC.String(), Lines: nh.Lines, Size: end, Root: res.Root, Proof: proofHex}
-	for _, id := range res.Attestations {
-		he.Attestations = append(he.Attestations, id.String())
-	}
-	err = ing.DB.Update(func(txn *badger.Txn) error {
-		hb, _ := json.Marshal(nh)
-		eb, _ := json.Marshal(he)
-		if err := txn.Set(wsKey(ws, "s", seqKey(nh.Seq)), eb); err != nil {
-			return err
-		}
-		return txn.Set(wsKey(ws, "head"), hb)
+		return setJSON(txn, wsKey(ws, "head"), nh)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit: write head: %w", err)
+		return fmt.Errorf("audit: write head of %s: %w", ws, err)
 	}
-	return res, nil
+	return nil
+}
+
+// setJSON sets key k to the JSON encoding of v in txn.
+func setJSON(txn *badger.Txn, k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", k, err)
+	}
+	return txn.Set(k, b)
 }
 
 // maxConcatLinks bounds the links of a concatenation node before a new
@@ -691,7 +791,10 @@ func (ing *Ingester) reevaluate(ctx context.Context, ws string, h *headState, ev
 	if err != nil {
 		return nil, err
 	}
-	verdict := verdictDigest(res.Boundary)
+	verdict, err := verdictDigest(res.Boundary)
+	if err != nil {
+		return nil, err
+	}
 	if verdict == h.Verdict && len(todo) == 0 {
 		return res, nil
 	}
@@ -703,9 +806,9 @@ func (ing *Ingester) reevaluate(ctx context.Context, ws string, h *headState, ev
 	if err := schemas.DecodeBlock(blk, &snap); err != nil {
 		return nil, fmt.Errorf("audit: accepted snapshot %s: %w", res.Snapshot, err)
 	}
-	prefix := sha256.New()
-	if err := prefix.(encoding.BinaryUnmarshaler).UnmarshalBinary(h.PrefixSHA); err != nil {
-		return nil, fmt.Errorf("audit: stored prefix hash state: %w", err)
+	prefix, err := resumePrefix(h)
+	if err != nil {
+		return nil, err
 	}
 	if res.Attestations, err = ing.attest(ctx, ws, res.Snapshot, &snap, prefix.Sum(nil), res.Boundary, nil, todo, state); err != nil {
 		return nil, err
@@ -715,12 +818,8 @@ func (ing *Ingester) reevaluate(ctx context.Context, ws string, h *headState, ev
 	}
 	nh := *h
 	nh.Verdict = verdict
-	err = ing.DB.Update(func(txn *badger.Txn) error {
-		hb, _ := json.Marshal(nh)
-		return txn.Set(wsKey(ws, "head"), hb)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("audit: write head: %w", err)
+	if err := ing.writeHead(ws, nh, nil); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -755,11 +854,14 @@ func (ing *Ingester) unattestedApplies(state *dbState, b *Result, newApply []int
 }
 
 // verdictDigest is the hex SHA-256 of a verdict's attested form.
-func verdictDigest(b *Result) string {
-	v, _ := json.Marshal(struct {
+func verdictDigest(b *Result) (string, error) {
+	v, err := json.Marshal(struct {
 		Passed     bool
 		Violations []attest.Violation
 	}{b.Passed, AttestationViolations(b.Violations)})
+	if err != nil {
+		return "", fmt.Errorf("audit: encode verdict: %w", err)
+	}
 	s := sha256.Sum256(v)
-	return hex.EncodeToString(s[:])
+	return hex.EncodeToString(s[:]), nil
 }

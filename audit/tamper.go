@@ -169,11 +169,10 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 			n++
 		}
 		it.Close()
-		b, _ := json.Marshal(evd)
-		return txn.Set(wsKey(ws, "e", seqKey(n)), b)
+		return setJSON(txn, wsKey(ws, "e", seqKey(n)), evd)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("audit: record evidence of %s: %w", ws, err)
 	}
 	return res, &TamperError{Workspace: ws, Evidence: evd}
 }
