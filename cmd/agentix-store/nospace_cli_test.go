@@ -285,7 +285,7 @@ func TestFullDiskCLI(t *testing.T) {
 	entries = append(entries, "entry 2")
 	appendEntry(t, dir, entries[2])
 	// The daemon's own add fills the disk down to the reserve (the node
-	// keeps about 75 MiB free) and is refused; a log append then either
+	// keeps about 43 MiB free) and is refused; a log append then either
 	// fits in what is left above the reserve or is refused, never a crash.
 	fill := freeMiB(t, mnt) - 120
 	if err := os.WriteFile(filler, randBytes(6, int(fill)<<20), 0o600); err != nil {
