@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentix/agentix-store/attest"
+	"github.com/agentix/agentix-store/closure/nixtest"
 )
 
 // daemonStep is one command of TestCommandsThroughDaemon. args may name
@@ -179,4 +180,85 @@ func TestRemoteNodeCommands(t *testing.T) {
 		t.Errorf("log checkpoint through --node: %s, want %s", got, want)
 	}
 	ok(t, elsewhere, nil, "--node", base, "--json", "attestation", "ls")
+}
+
+// TestClosureCommandsThroughDaemon (real Nix): closure ls, verify, diff and
+// export print the same while the daemon holds the data dir as without it;
+// import and attest go through it, with no progress bar on a pipe; a
+// remote operator imports a closure CAR and attests with signed requests.
+func TestClosureCommandsThroughDaemon(t *testing.T) {
+	n := nixtest.Require(t)
+	ga, gb := cliClosures(n)
+	dir := initDir(t)
+	impA := jsonOK[closureImport](t, dir, nil, "closure", "import", ga["top"])
+	impB := jsonOK[closureImport](t, dir, nil, "closure", "import", gb["top"])
+	carFile := filepath.Join(t.TempDir(), "a.car")
+	ok(t, dir, nil, "closure", "export", "-o", carFile, impA.Closure)
+	reads := [][]string{
+		{"--json", "closure", "ls"},
+		{"closure", "ls"},
+		{"--json", "closure", "ls", impA.Closure},
+		{"--json", "closure", "verify", impA.Closure},
+		{"--json", "closure", "diff", impA.Closure, impB.Closure},
+		{"closure", "diff", impA.Closure, impB.Closure},
+		{"closure", "export", impB.Closure},
+	}
+	offline := make([][]byte, len(reads))
+	for i, args := range reads {
+		offline[i] = ok(t, dir, nil, args...)
+	}
+	// An operator key the node trusts for signed requests.
+	op := filepath.Join(t.TempDir(), "operator.key")
+	ok(t, dir, nil, "key", "generate", "--out", op)
+	pub, _ := os.ReadFile(op + ".pub")
+	polFile := filepath.Join(dir, "trust-policy.json")
+	var pol map[string]any
+	raw, _ := os.ReadFile(polFile)
+	json.Unmarshal(raw, &pol)
+	pol["approvers"] = map[string]any{"threshold": 1, "keys": []any{map[string]any{"name": "op", "publicKey": string(pub)}}}
+	raw, _ = json.Marshal(pol)
+	os.WriteFile(polFile, raw, 0o644)
+
+	base := startDaemon(t, dir)
+	for i, args := range reads {
+		if got := ok(t, dir, nil, args...); !bytes.Equal(got, offline[i]) {
+			t.Errorf("%v through the daemon differs:\nwithout: %.300s\nthrough: %.300s", args, offline[i], got)
+		}
+	}
+	r := run(t, dir, nil, "--json", "closure", "import", ga["top"])
+	var again closureImport
+	if r.code != 0 || json.Unmarshal(r.stdout, &again) != nil || again.Closure != impA.Closure {
+		t.Fatalf("closure import through the daemon: exit %d, %s %s", r.code, r.stdout, r.stderr)
+	}
+	if len(r.stderr) != 0 {
+		t.Errorf("closure import through the daemon, piped: stderr %q, want nothing (no progress bar)", r.stderr)
+	}
+	r = run(t, dir, nil, "closure", "import", gb["top"])
+	if r.code != 0 || len(r.stderr) != 0 || !bytes.Contains(r.stdout, []byte(impB.Closure)) {
+		t.Errorf("human closure import through the daemon, piped: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	att := jsonOK[struct {
+		ID       string `json:"id"`
+		Unproven string `json:"unproven"`
+	}](t, dir, nil, "closure", "attest", impA.Closure)
+	if att.ID == "" || att.Unproven == "" {
+		t.Fatalf("closure attest through the daemon: %+v", att)
+	}
+	if r := run(t, dir, nil, "closure", "attest", "--key", op, impA.Closure); r.code != 2 || !bytes.Contains(r.stderr, []byte("own attestation key")) {
+		t.Errorf("closure attest --key through the daemon: exit %d, %s", r.code, r.stderr)
+	}
+
+	// A remote operator: signed writes work, unsigned ones get 401.
+	elsewhere := t.TempDir()
+	var car closureImport
+	if err := json.Unmarshal(ok(t, elsewhere, nil, "--node", base, "--sign-key", op, "--json", "closure", "import", "--car", carFile), &car); err != nil || car.Closure != impA.Closure {
+		t.Fatalf("remote closure import --car: %+v %v", car, err)
+	}
+	ok(t, elsewhere, nil, "--node", base, "--sign-key", op, "closure", "attest", "--generation", "7", impA.Closure)
+	if r := run(t, elsewhere, nil, "--node", base, "closure", "attest", impA.Closure); r.code != 1 || !bytes.Contains(r.stderr, []byte("401")) {
+		t.Errorf("unsigned remote closure attest: exit %d, %s", r.code, r.stderr)
+	}
+	if got := ok(t, elsewhere, nil, "--node", base, "--json", "closure", "verify", impA.Closure); !bytes.Equal(got, offline[3]) {
+		t.Errorf("remote closure verify: %s, want %s", got, offline[3])
+	}
 }
