@@ -233,6 +233,11 @@ type entryErr struct {
 // goroutines, and recomputes the root from the entries' leaf hashes with a
 // compact range, which must equal root (ErrRootMismatch). Each entry that
 // fails is reported with its index.
+//
+// Its steps: fetchJobs reads the entry bundles and their level-0 tiles in
+// log order, replayJob.check verifies one bundle's entries (in parallel),
+// replayTally.add folds the checked bundles back in log order, and
+// reportReplay judges the tally against the checkpoint.
 func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, size uint64, root []byte, o LogOptions, res *LogResult) {
 	workers := o.Workers
 	if workers <= 0 {
@@ -248,115 +253,167 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 
 	jobs := make(chan *replayJob, workers*2)
 	order := make(chan *replayJob, workers*4)
-	var fetchErr error
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				j.hashes = make([][]byte, len(j.entries))
-				for k, e := range j.entries {
-					j.hashes[k] = rfc6962.DefaultHasher.HashLeaf(e)
-					if o := k * 32; len(j.tile) < o+32 || !bytes.Equal(j.hashes[k], j.tile[o:o+32]) {
-						j.unmatch = append(j.unmatch, j.first+uint64(k))
-					}
-					if !isEnvelope(e) {
-						j.raw++
-						continue
-					}
-					if _, err := attest.VerifyEnvelopeBytes(e, p); err != nil {
-						j.bad = append(j.bad, entryErr{j.first + uint64(k), err})
-					}
-				}
+				j.check(p)
 				close(j.done)
 			}
 		}()
 	}
+	var fetchErr error
 	go func() {
 		defer close(order)
 		defer close(jobs)
-		sizeFn := func(context.Context) (uint64, error) { return size, nil }
-		for b, err := range client.EntryBundles(ctx, uint(workers), sizeFn, src.ReadEntryBundle, 0, size) {
-			if err != nil {
-				fetchErr = err
-				return
-			}
-			var eb api.EntryBundle
-			if err := eb.UnmarshalText(b.Data); err != nil {
-				fetchErr = fmt.Errorf("entry bundle %d: %w", b.RangeInfo.Index, err)
-				return
-			}
-			es := eb.Entries
-			if int(b.RangeInfo.First)+int(b.RangeInfo.N) > len(es) {
-				fetchErr = fmt.Errorf("entry bundle %d holds %d entries, want at least %d", b.RangeInfo.Index, len(es), b.RangeInfo.First+b.RangeInfo.N)
-				return
-			}
-			es = es[b.RangeInfo.First : b.RangeInfo.First+b.RangeInfo.N]
-			tile, err := src.ReadTile(ctx, 0, b.RangeInfo.Index, b.RangeInfo.Partial)
-			if err != nil {
-				fetchErr = fmt.Errorf("level-0 tile %d: %w", b.RangeInfo.Index, err)
-				return
-			}
-			if lo, hi := int(b.RangeInfo.First)*32, int(b.RangeInfo.First+b.RangeInfo.N)*32; len(tile) >= hi {
-				tile = tile[lo:hi]
-			} else {
-				tile = nil // every entry of the bundle is then reported as unmatched
-			}
-			j := &replayJob{first: b.RangeInfo.Index*256 + uint64(b.RangeInfo.First), entries: es, tile: tile, done: make(chan struct{})}
-			select {
-			case order <- j:
-			case <-ctx.Done():
-				return
-			}
-			jobs <- j
-		}
+		fetchErr = fetchJobs(ctx, src, size, workers, order, jobs)
 	}()
 
-	rng := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
-	var listed int
-	var appendErr error
-	var unmatched []uint64
+	t := newReplayTally(maxF)
 	for j := range order {
 		<-j.done
-		res.RawEntries += j.raw
-		if len(unmatched) < maxF {
-			unmatched = append(unmatched, j.unmatch[:min(len(j.unmatch), maxF-len(unmatched))]...)
-		}
-		for _, h := range j.hashes {
-			if err := rng.Append(h, nil); err != nil && appendErr == nil {
-				appendErr = err
-			}
-		}
-		for _, be := range j.bad {
-			res.BadEntries++
-			if listed < maxF {
-				listed++
-				r.Fail("replay", ptr(be.i), "", be.err)
-			}
-		}
+		t.add(r, j, res)
 	}
 	wg.Wait()
-	res.Replayed = rng.End()
+	res.Replayed = t.rng.End()
 	if el := time.Since(start).Seconds(); el > 0 {
 		res.EntriesPerS = float64(res.Replayed) / el
 	}
-	if res.BadEntries > uint64(listed) {
-		r.Fail("replay", nil, "", fmt.Errorf("%d more entries failed verification (not listed)", res.BadEntries-uint64(listed)))
+	reportReplay(r, size, root, t, fetchErr, res)
+}
+
+// fetchJobs reads the entry bundles covering entries [0, size) with their
+// level-0 tiles and sends each, as a job, first to order (log order) and
+// then to jobs (the workers). It stops at the first bundle it cannot read
+// and returns why; the caller closes both channels.
+func fetchJobs(ctx context.Context, src LogSource, size uint64, workers int, order, jobs chan<- *replayJob) error {
+	sizeFn := func(context.Context) (uint64, error) { return size, nil }
+	for b, err := range client.EntryBundles(ctx, uint(workers), sizeFn, src.ReadEntryBundle, 0, size) {
+		if err != nil {
+			return err
+		}
+		j, err := bundleJob(ctx, src, b)
+		if err != nil {
+			return err
+		}
+		select {
+		case order <- j:
+		case <-ctx.Done():
+			return nil
+		}
+		jobs <- j
 	}
-	if appendErr != nil {
-		r.Fail("replay", nil, "", appendErr)
+	return nil
+}
+
+// bundleJob returns the job of one fetched entry bundle: the entries its
+// range covers and the matching hashes of its level-0 tile. A tile too short
+// for the range is dropped, so that every entry of the bundle is then
+// reported as unmatched; a bundle with fewer entries than its range is an
+// error naming the bundle.
+func bundleJob(ctx context.Context, src LogSource, b client.Bundle) (*replayJob, error) {
+	ri := b.RangeInfo
+	var eb api.EntryBundle
+	if err := eb.UnmarshalText(b.Data); err != nil {
+		return nil, fmt.Errorf("entry bundle %d: %w", ri.Index, err)
+	}
+	es := eb.Entries
+	if int(ri.First)+int(ri.N) > len(es) {
+		return nil, fmt.Errorf("entry bundle %d holds %d entries, want at least %d", ri.Index, len(es), ri.First+ri.N)
+	}
+	es = es[ri.First : ri.First+ri.N]
+	tile, err := src.ReadTile(ctx, 0, ri.Index, ri.Partial)
+	if err != nil {
+		return nil, fmt.Errorf("level-0 tile %d: %w", ri.Index, err)
+	}
+	if lo, hi := int(ri.First)*32, int(ri.First+ri.N)*32; len(tile) >= hi {
+		tile = tile[lo:hi]
+	} else {
+		tile = nil
+	}
+	return &replayJob{first: ri.Index*256 + uint64(ri.First), entries: es, tile: tile, done: make(chan struct{})}, nil
+}
+
+// check hashes each entry of j as an RFC 6962 leaf, records the entries
+// whose hash differs from the tile's (or that the tile does not cover),
+// counts the entries that are not envelopes as raw, and verifies the others
+// with the policy, recording each failure with its index.
+func (j *replayJob) check(p *attest.Policy) {
+	j.hashes = make([][]byte, len(j.entries))
+	for k, e := range j.entries {
+		j.hashes[k] = rfc6962.DefaultHasher.HashLeaf(e)
+		if o := k * 32; len(j.tile) < o+32 || !bytes.Equal(j.hashes[k], j.tile[o:o+32]) {
+			j.unmatch = append(j.unmatch, j.first+uint64(k))
+		}
+		if !isEnvelope(e) {
+			j.raw++
+			continue
+		}
+		if _, err := attest.VerifyEnvelopeBytes(e, p); err != nil {
+			j.bad = append(j.bad, entryErr{j.first + uint64(k), err})
+		}
+	}
+}
+
+// replayTally is what the checked jobs add up to, in log order: the compact
+// range over their leaf hashes, and at most maxF of the entries that differ
+// from their tiles and of the failed entries (all failures are counted).
+type replayTally struct {
+	maxF      int
+	rng       *compact.Range
+	appendErr error
+	unmatched []uint64
+	listed    int
+}
+
+func newReplayTally(maxF int) *replayTally {
+	return &replayTally{maxF: maxF, rng: (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)}
+}
+
+// add folds in the next checked job: its raw and bad entries are counted in
+// res, and the bad ones listed in r up to the bound.
+func (t *replayTally) add(r *Report, j *replayJob, res *LogResult) {
+	res.RawEntries += j.raw
+	if len(t.unmatched) < t.maxF {
+		t.unmatched = append(t.unmatched, j.unmatch[:min(len(j.unmatch), t.maxF-len(t.unmatched))]...)
+	}
+	for _, h := range j.hashes {
+		if err := t.rng.Append(h, nil); err != nil && t.appendErr == nil {
+			t.appendErr = err
+		}
+	}
+	for _, be := range j.bad {
+		res.BadEntries++
+		if t.listed < t.maxF {
+			t.listed++
+			r.Fail("replay", ptr(be.i), "", be.err)
+		}
+	}
+}
+
+// reportReplay judges a replay of a log of the given size and root: the
+// failures not listed, an incomplete read, then the root the entries hash
+// to. When that root is wrong the entries that differ from their tiles are
+// to blame; when it is right, the tiles that differ from the entries are.
+func reportReplay(r *Report, size uint64, root []byte, t *replayTally, fetchErr error, res *LogResult) {
+	if res.BadEntries > uint64(t.listed) {
+		r.Fail("replay", nil, "", fmt.Errorf("%d more entries failed verification (not listed)", res.BadEntries-uint64(t.listed)))
+	}
+	if t.appendErr != nil {
+		r.Fail("replay", nil, "", t.appendErr)
 		return
 	}
 	if fetchErr != nil {
-		r.Fail("replay", ptr(rng.End()), "", unavailable("read entries: %v", fetchErr))
+		r.Fail("replay", ptr(t.rng.End()), "", unavailable("read entries: %v", fetchErr))
 		return
 	}
-	if rng.End() != size {
-		r.Fail("replay", nil, "", unavailable("read %d entries, checkpoint has %d", rng.End(), size))
+	if t.rng.End() != size {
+		r.Fail("replay", nil, "", unavailable("read %d entries, checkpoint has %d", t.rng.End(), size))
 		return
 	}
-	got, err := rng.GetRootHash(nil)
+	got, err := t.rng.GetRootHash(nil)
 	if err != nil {
 		r.Fail("replay", nil, "", err)
 		return
@@ -367,16 +424,16 @@ func Replay(ctx context.Context, r *Report, src LogSource, p *attest.Policy, siz
 	if !bytes.Equal(got, root) {
 		// The entries are wrong: those that differ from the tiles are
 		// named, the first of them first.
-		for _, i := range unmatched {
+		for _, i := range t.unmatched {
 			r.Fail("replay", ptr(i), "", errf(ErrEntryMismatch, "entry %d does not hash to its leaf hash in level-0 tile %d", i, i/256))
 		}
 		r.Fail("replay", nil, "", errf(ErrRootMismatch, "%d entries hash to %x, checkpoint root is %x", size, got, root))
 		return
 	}
 	r.Prove("replayed all %d entries: the root recomputed from them is the checkpoint's", size)
-	if len(unmatched) > 0 {
+	if len(t.unmatched) > 0 {
 		// The entries are proven by the root, so the tiles are wrong.
-		for _, i := range unmatched {
+		for _, i := range t.unmatched {
 			r.Fail("replay", ptr(i), "", errf(ErrEntryMismatch, "level-0 tile %d serves a wrong leaf hash for entry %d, which the checkpoint proves", i/256, i))
 		}
 	} else {
