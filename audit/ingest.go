@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -241,6 +242,10 @@ func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (
 		}
 		ws = abs
 	}
+	// One ingest of a workspace at a time per database, whoever runs it
+	// (the CLI through the API, the daemon's follower).
+	unlock := lockWorkspace(ing.DB, ws)
+	defer unlock()
 	// Every read of the workspace goes through wr and stays inside it,
 	// symlinks included.
 	wr, err := os.OpenRoot(root)
@@ -864,4 +869,20 @@ func verdictDigest(b *Result) (string, error) {
 	}
 	s := sha256.Sum256(v)
 	return hex.EncodeToString(s[:]), nil
+}
+
+// wsLocks serialises ingests of one workspace into one database: two
+// concurrent ingests would both extend the same head.
+var wsLocks sync.Map // wsLockKey → *sync.Mutex
+
+type wsLockKey struct {
+	db *badger.DB
+	ws string
+}
+
+func lockWorkspace(db *badger.DB, ws string) (unlock func()) {
+	m, _ := wsLocks.LoadOrStore(wsLockKey{db, ws}, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
