@@ -49,32 +49,47 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 
-	var res GCResult
 	marked, err := s.mark(ctx)
 	if err != nil {
-		return res, fmt.Errorf("gc: mark: %w (nothing deleted)", err)
+		return GCResult{}, fmt.Errorf("gc: mark: %w (nothing deleted)", err)
 	}
-
-	// Packs at or above protect may receive entries after the snapshot
-	// below (writers that do not hold the GC lock, like Put); older packs
+	// Packs at or above protect may receive entries after the sweep's
+	// snapshot (writers that do not hold the GC lock, like Put); older packs
 	// never get new entries, so the snapshot's view of them is final.
-	var (
-		protect  uint32
-		live     = map[uint32]int64{} // pack -> end of its last kept block
-		badRef   bool                 // a kept entry's pack is unknown
-		punches  []packRef            // space of the deleted packed blocks
-		packsErr error
-	)
+	var protect uint32
 	if s.bs.packs != nil {
-		if protect, packsErr = s.bs.packs.protectFrom(); packsErr != nil {
-			return res, fmt.Errorf("gc: %w (nothing deleted)", packsErr)
+		if protect, err = s.bs.packs.protectFrom(); err != nil {
+			return GCResult{}, fmt.Errorf("gc: %w (nothing deleted)", err)
 		}
 	}
+	sw, err := s.sweep(ctx, marked)
+	if err != nil {
+		return sw.res, fmt.Errorf("gc: sweep: %w", err)
+	}
+	s.freePackSpace(sw, protect)
+	s.reclaimValueLog(ctx)
+	return sw.res, nil
+}
 
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	pending := 0
-	err = s.db.View(func(txn *badger.Txn) error {
+// swept is what a sweep deleted, and what the packs still hold.
+type swept struct {
+	res     GCResult
+	live    map[uint32]int64 // pack -> end of its last kept block
+	badRef  bool             // a kept entry's pack is unknown
+	punches []packRef        // space of the deleted packed blocks
+}
+
+// sweep deletes, in one snapshot of the block index, every block not in
+// marked, in write batches of gcBatch deletions (batchDeleter). The
+// deletions are durable when it returns without error (synced when the
+// store syncs writes or pack space is to be freed), so that a crash cannot
+// leave an index entry pointing into a hole punched afterwards. On error
+// sw.res counts what was deleted so far.
+func (s *Store) sweep(ctx context.Context, marked map[string]struct{}) (*swept, error) {
+	sw := &swept{live: map[uint32]int64{}}
+	del := newBatchDeleter(s.db)
+	defer del.cancel()
+	err := s.db.View(func(txn *badger.Txn) error {
 		opt := badger.DefaultIteratorOptions
 		opt.PrefetchValues = false
 		opt.Prefix = kv.PrefixBlocks
@@ -85,77 +100,126 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 				return err
 			}
 			item := it.Item()
-			h := item.Key()[len(kv.PrefixBlocks):]
-			var (
-				ref    packRef
-				packed = item.UserMeta() == metaPackRef
-				rerr   error
-			)
-			if packed {
-				rerr = item.Value(func(v []byte) (err error) { ref, err = decodePackRef(v); return err })
-			}
-			if _, ok := marked[string(h)]; ok {
-				res.Kept++
-				if packed {
-					live[ref.id] = max(live[ref.id], ref.off+ref.span())
-					badRef = badRef || rerr != nil
-				}
+			if _, ok := marked[string(item.Key()[len(kv.PrefixBlocks):])]; ok {
+				sw.keep(item)
 				continue
 			}
-			n, err := blockSize(item)
-			if packed && rerr == nil {
-				punches = append(punches, ref)
-			} else if packed {
-				n, err = 0, nil // deleted anyway; its space is unknown
-			}
+			n, err := sw.drop(item)
 			if err != nil {
 				return err
 			}
-			if err := wb.Delete(item.KeyCopy(nil)); err != nil {
+			if err := del.delete(item.KeyCopy(nil)); err != nil {
 				return err
 			}
-			res.Removed++
-			res.FreedBytes += n
-			if pending++; pending == gcBatch {
-				if err := wb.Flush(); err != nil {
-					return err
-				}
-				wb = s.db.NewWriteBatch()
-				pending = 0
-			}
+			sw.res.Removed++
+			sw.res.FreedBytes += n
 		}
 		return nil
 	})
 	if err == nil {
-		err = wb.Flush()
+		err = del.flush()
 	}
-	// Deletions are made durable before any pack space is freed, so that a
-	// crash cannot leave an index entry pointing into a hole.
-	if err == nil && (s.opts.SyncWrites || len(punches) > 0) {
+	if err == nil && (s.opts.SyncWrites || len(sw.punches) > 0) {
 		err = s.db.Sync()
 	}
-	if err != nil {
-		return res, fmt.Errorf("gc: sweep: %w", err)
+	return sw, err
+}
+
+// packRefOf returns the pack reference of a block index entry, if the block
+// is packed.
+func packRefOf(item *badger.Item) (ref packRef, packed bool, err error) {
+	if item.UserMeta() != metaPackRef {
+		return packRef{}, false, nil
 	}
-	if s.bs.packs != nil {
-		// Best effort: the blocks are gone whether or not their space is
-		// freed now.
-		for _, r := range punches {
-			_ = s.bs.packs.punch(r)
-		}
-		if !badRef {
-			_ = s.bs.packs.trim(live, protect)
-		}
+	err = item.Value(func(v []byte) (err error) { ref, err = decodePackRef(v); return err })
+	return ref, true, err
+}
+
+// keep counts a kept block; a packed one keeps its pack live up to the
+// block's end, and one whose reference cannot be read keeps every pack.
+func (sw *swept) keep(item *badger.Item) {
+	sw.res.Kept++
+	ref, packed, err := packRefOf(item)
+	if packed {
+		sw.live[ref.id] = max(sw.live[ref.id], ref.off+ref.span())
+		sw.badRef = sw.badRef || err != nil
 	}
-	// Reclaim value-log space where at least half a file is garbage; this is
-	// best effort and never fails the GC.
+}
+
+// drop returns the size of a block about to be deleted and, for a packed
+// one, records its space to be punched. A packed block whose reference
+// cannot be read is deleted anyway, its space unknown (size 0).
+func (sw *swept) drop(item *badger.Item) (int64, error) {
+	ref, packed, err := packRefOf(item)
+	switch {
+	case packed && err == nil:
+		sw.punches = append(sw.punches, ref)
+		return ref.n, nil
+	case packed:
+		return 0, nil
+	}
+	return blockSize(item)
+}
+
+// freePackSpace punches the space of the swept packed blocks and, unless a
+// kept entry's pack is unknown, trims or drops the packs below protect by
+// what they still hold. Best effort: the blocks are gone whether or not
+// their space is freed now.
+func (s *Store) freePackSpace(sw *swept, protect uint32) {
+	if s.bs.packs == nil {
+		return
+	}
+	for _, r := range sw.punches {
+		_ = s.bs.packs.punch(r)
+	}
+	if !sw.badRef {
+		_ = s.bs.packs.trim(sw.live, protect)
+	}
+}
+
+// reclaimValueLog rewrites badger value-log files where at least half a
+// file is garbage, until none is left or ctx ends; best effort, it never
+// fails the GC.
+func (s *Store) reclaimValueLog(ctx context.Context) {
 	for s.db.RunValueLogGC(0.5) == nil {
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return res, nil
 }
+
+// batchDeleter deletes keys through badger write batches of at most
+// gcBatch deletions, each flushed when full.
+type batchDeleter struct {
+	db      *badger.DB
+	wb      *badger.WriteBatch
+	pending int
+}
+
+func newBatchDeleter(db *badger.DB) *batchDeleter {
+	return &batchDeleter{db: db, wb: db.NewWriteBatch()}
+}
+
+// delete adds the deletion of k, flushing the batch when it is full.
+func (d *batchDeleter) delete(k []byte) error {
+	if err := d.wb.Delete(k); err != nil {
+		return err
+	}
+	if d.pending++; d.pending == gcBatch {
+		if err := d.wb.Flush(); err != nil {
+			return err
+		}
+		d.wb = d.db.NewWriteBatch()
+		d.pending = 0
+	}
+	return nil
+}
+
+// flush writes the deletions not yet flushed.
+func (d *batchDeleter) flush() error { return d.wb.Flush() }
+
+// cancel discards the deletions not flushed (none after flush).
+func (d *batchDeleter) cancel() { d.wb.Cancel() }
 
 // mark returns the set of multihashes (as strings) reachable from every root.
 func (s *Store) mark(ctx context.Context) (map[string]struct{}, error) {
