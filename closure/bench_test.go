@@ -3,6 +3,7 @@ package closure
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
@@ -250,7 +251,18 @@ func BenchmarkImport800Paths(b *testing.B) {
 // path, each into a fresh chroot store.
 func BenchmarkNixCopyFrom(b *testing.B) {
 	n := nixtest.Require(b)
-	p := largeTree(b, n)
+	nixCopyFrom(b, n, largeTree(b, n))
+}
+
+// BenchmarkNixCopyFrom800Paths is BenchmarkNixCopyFrom of the system-shaped
+// closure (see packageClosures).
+func BenchmarkNixCopyFrom800Paths(b *testing.B) {
+	n := nixtest.Require(b)
+	a, _ := packageClosures(b, n)
+	nixCopyFrom(b, n, a[len(a)-1])
+}
+
+func nixCopyFrom(b *testing.B, n *nixtest.Nix, p string) {
 	st, db := newStore(b)
 	res, err := Import(context.Background(), st, db, &LocalNix{}, p, ImportOptions{})
 	if err != nil {
@@ -262,29 +274,89 @@ func BenchmarkNixCopyFrom(b *testing.B) {
 		b.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/nix/", http.StripPrefix("/nix", h))
+	mux.Handle("/nix/", countRequests(b, "agentix-cache", http.StripPrefix("/nix", h)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	fileCache := b.TempDir()
 	n.Run("nix", "copy", "--to", "file://"+fileCache+"?compression=none", p)
 	// Sign the file cache with the same key so both copies check one signature.
-	n.Run("nix", "store", "sign", "--store", "file://"+fileCache, "--key-file", writeKey(b, sk), p)
+	n.Run("nix", "store", "sign", "--recursive", "--store", "file://"+fileCache, "--key-file", writeKey(b, sk), p)
 
-	for _, tc := range []struct{ name, url string }{
+	copyFrom := func(b *testing.B, url string) time.Duration {
+		root := filepath.Join(b.TempDir(), "root")
+		t0 := time.Now()
+		n.For(b).Run("nix", "copy", "--from", url, "--to", root, "--option", "trusted-public-keys", pk.String(), p)
+		return time.Since(t0)
+	}
+	// The file cache served over HTTP by http.FileServer (sendfile, no
+	// per-request work): what Nix's HTTP substituter costs by itself.
+	static := httptest.NewServer(countRequests(b, "static-http", http.FileServer(http.Dir(fileCache))))
+	defer static.Close()
+	caches := []struct{ name, url string }{
 		{"agentix-cache", srv.URL + "/nix"},
 		{"file-cache", "file://" + fileCache},
-	} {
+		{"static-http-of-file-cache", static.URL},
+	}
+	for _, tc := range caches {
 		b.Run(tc.name, func(b *testing.B) {
-			n := n.For(b)
-			b.SetBytes(res.NarBytes)
+			var total time.Duration
+			b.StopTimer()
 			for range b.N {
-				b.StopTimer()
-				root := filepath.Join(b.TempDir(), "root")
-				b.StartTimer()
-				n.Run("nix", "copy", "--from", tc.url, "--to", root, "--option", "trusted-public-keys", pk.String(), p)
+				total += copyFrom(b, tc.url)
 			}
+			b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/op")
+			b.ReportMetric(float64(res.NarBytes)*float64(b.N)/total.Seconds()/1e6, "MB/s")
 		})
 	}
+	// Both alternately: ratio is our cache's time over the file cache's.
+	b.Run("alternating", func(b *testing.B) {
+		var ours, file, stat time.Duration
+		for range b.N {
+			ours += copyFrom(b, caches[0].url)
+			file += copyFrom(b, caches[1].url)
+			stat += copyFrom(b, caches[2].url)
+		}
+		b.ReportMetric(ours.Seconds()/float64(b.N), "agentix-cache-s")
+		b.ReportMetric(file.Seconds()/float64(b.N), "file-cache-s")
+		b.ReportMetric(stat.Seconds()/float64(b.N), "static-http-s")
+		b.ReportMetric(ours.Seconds()/file.Seconds(), "ratio")
+		b.ReportMetric(ours.Seconds()/stat.Seconds(), "ratio-to-static-http")
+	})
+}
+
+// countRequests wraps h, logging at the end of b the requests it served by
+// method, kind and status, and the time spent in it by kind.
+func countRequests(b *testing.B, name string, h http.Handler) http.Handler {
+	var mu sync.Mutex
+	reqs := map[string]int{}
+	inHandler := map[string]time.Duration{}
+	b.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		b.Logf("%s: requests %v; time in the handler by kind %v", name, reqs, inHandler)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: 200}
+		h.ServeHTTP(sw, r)
+		kind := filepath.Ext(r.URL.Path)
+		mu.Lock()
+		reqs[fmt.Sprintf("%s %s %d", r.Method, kind, sw.status)]++
+		inHandler[kind] += time.Since(t0)
+		mu.Unlock()
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) { s.status = code; s.ResponseWriter.WriteHeader(code) }
+
+// ReadFrom keeps http.ServeContent's sendfile-or-buffer path.
+func (s *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	return io.Copy(s.ResponseWriter, r)
 }
 
 func writeKey(b *testing.B, sk signature.SecretKey) string {

@@ -208,7 +208,23 @@ func (h *cacheHandler) serveNAR(w http.ResponseWriter, r *http.Request, name str
 	if !zst {
 		w.Header().Set("Content-Type", "application/x-nix-nar")
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-		http.ServeContent(w, r, "", time.Time{}, f)
+		if r.Header.Get("Range") != "" || r.Header.Get("If-Range") != "" {
+			http.ServeContent(w, r, "", time.Time{}, f)
+			return
+		}
+		// The whole NAR, as Nix asks for it: written block by block
+		// (one write per block, not per 32 KiB), as a static file
+		// server's sendfile would.
+		w.Header().Set("Accept-Ranges", "bytes")
+		w.Header().Set("Content-Length", strconv.FormatInt(f.Size(), 10))
+		if r.Method == http.MethodHead {
+			return
+		}
+		if n, err := f.WriteTo(w); err != nil || n != f.Size() {
+			// Headers are sent: cut the response short so the client
+			// sees a broken stream, never a wrong but complete one.
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
 	w.Header().Set("Content-Type", "application/zstd")
