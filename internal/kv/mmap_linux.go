@@ -9,14 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/dgraph-io/badger/v4"
 	"golang.org/x/sys/unix"
 )
-
-// released holds the mappings ("start-end path") already released.
-var released sync.Map
 
 // ReleaseLogPages keeps a long write's footprint flat. Badger writes its value
 // log through a shared file mapping and keeps every value log file mapped,
@@ -28,23 +24,24 @@ var released sync.Map
 //   - starts asynchronous writeback of the value log file being written
 //     (sync_file_range SYNC_FILE_RANGE_WRITE), so the rotation's fsync finds
 //     the pages already clean or in flight;
-//   - drops this process's page table entries for every older value log
-//     file (madvise MADV_DONTNEED). Those files are never written again; the
-//     data stays in the page cache and on disk and later reads fault it
-//     back in.
-//   - drops them, at every call, for the tables (*.sst, read-only
-//     mappings: compactions read each table whole, so a busy node would
-//     otherwise keep every table resident) and for the memtable logs
-//     (*.mem) other than the newest (written no more, waiting to be
-//     flushed). Reads fault the pages they need back from the page cache.
+//   - drops this process's page table entries (madvise MADV_DONTNEED) for
+//     every older value log file, for the tables (*.sst: compactions read
+//     and write tables whole, so a busy node would otherwise keep every
+//     table it touched resident) and for the memtable logs (*.mem) other
+//     than the newest (written no more, waiting to be flushed). These are
+//     shared file mappings: the data stays in the page cache (dirty pages
+//     stay dirty) and on disk, and reads fault back in the pages they need
+//     (so it is done at every call: the daemon calls it every 500 ms).
+//
+// Each range is checked, just before madvise, to still map the same file
+// (/proc/self/map_files): badger unmaps a table once a compaction has
+// replaced it, and the address could be reused.
 //
 // It never touches the newest value log file's nor the newest memtable
 // log's mapping, nor files that appear while it runs. It is a no-op for in-memory databases and on
 // systems other than Linux, and best-effort: errors are returned for
 // logging only, the database is unaffected.
 func ReleaseLogPages(db *badger.DB) error {
-	// Each finished file's mapping is released once; pages that reads bring
-	// back stay (they are the read cache).
 	opts := db.Opts()
 	if opts.InMemory || opts.ValueDir == "" {
 		return nil
@@ -123,15 +120,11 @@ func ReleaseLogPages(db *badger.DB) error {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		key := f[0] + " " + f[5]
-		if _, done := released.Load(key); done && !trim[f[5]] {
-			continue
+		if t, err := os.Readlink("/proc/self/map_files/" + f[0]); err != nil || t != f[5] {
+			continue // unmapped (or remapped) since maps was read
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); e != 0 {
 			return e
-		}
-		if !trim[f[5]] {
-			released.Store(key, struct{}{})
 		}
 	}
 	return sc.Err()
