@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -140,5 +141,56 @@ func TestCacheHandler(t *testing.T) {
 	}
 	if _, err := NewCacheHandler(nil, nil, signature.SecretKey{}, CacheOptions{Compression: "br"}); err == nil {
 		t.Fatal("unsupported compression accepted")
+	}
+}
+
+// TestCacheNARRequests: a whole NAR (the request Nix makes), HEAD and a
+// Range request each answer with the NAR's bytes and length.
+func TestCacheNARRequests(t *testing.T) {
+	n := nixtest.Require(t)
+	top, built := testClosure(n, "common")
+	data := built[1] // several hundred KiB: more than one block
+	url, _, _ := serveCache(t, top, CacheOptions{})
+	want := n.Dump(data)
+	resp, err := http.Get(url + "/" + hashPart(data) + ".narinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err := narinfo.Parse(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, method, rng string
+		code              int
+		body              []byte
+	}{
+		{"whole", http.MethodGet, "", 200, want},
+		{"head", http.MethodHead, "", 200, nil},
+		{"range", http.MethodGet, "bytes=1000-200999", 206, want[1000:201000]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, url+"/"+ni.URL, nil)
+			if tc.rng != "" {
+				req.Header.Set("Range", tc.rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLen := int64(len(want))
+			if tc.body != nil {
+				wantLen = int64(len(tc.body))
+			}
+			if resp.StatusCode != tc.code || resp.ContentLength != wantLen || !bytes.Equal(body, tc.body) {
+				t.Fatalf("%s %s: %d, Content-Length %d, %d bytes; want %d, %d, %d bytes", tc.method, tc.rng, resp.StatusCode, resp.ContentLength, len(body), tc.code, wantLen, len(tc.body))
+			}
+		})
 	}
 }
