@@ -5,7 +5,10 @@
 //
 // Import takes the closure of a store path from a Source — the local Nix
 // (LocalNix: `nix path-info --json --recursive`, in the list form of Nix 2.8
-// or the object form of newer Nix, and `nix-store --dump`) or a Nix binary
+// or the object form of newer Nix, and NARs serialised in-process from the
+// store by DumpNAR, read-only and following no symlink, byte for byte what
+// `nix-store --dump` writes, which stays available as
+// LocalNix.NixStoreDump) or a Nix binary
 // cache (BinaryCache: a file:// directory or an http(s):// URL; narinfo plus
 // NAR compressed with xz, zstd, bzip2, gzip or not at all).
 //
@@ -33,8 +36,16 @@
 // Memory is bounded whatever the NAR sizes: one goroutine reads a NAR in
 // 1 MiB pieces that the hasher, the checker and store.Add share without
 // copying (at most 4 MiB in flight per NAR); NARs over 8 MiB are imported one
-// at a time, smaller ones ImportOptions.Jobs at a time. With the soft memory
-// limit ImportMemoryLimit, an import's peak RSS stays under 150 MB.
+// at a time, smaller ones ImportOptions.Jobs at a time. A NAR of at most
+// 1 MiB from a source that can write it in the caller's goroutine (LocalNix)
+// is instead written into one buffer per job, hashed as it is written, then
+// checked and stored from that buffer, so a closure of many small paths pays
+// no per-path process or stream set-up. A path already imported with the
+// same store path, narHash and narSize is reused without reading it. With
+// the soft memory limit ImportMemoryLimit, an import's peak RSS stays near
+// 60 MB (measured: 50–58 MB for an 801-path, 349 MB closure and a
+// 15,000-file, 184 MB path; up to about 75 MB on a loaded machine, where
+// the collector runs late).
 //
 // A store.GC running during an import or ImportCAR never collects what they
 // wrote: every NAR is registered as a GC root (the "closure/in-flight" root

@@ -71,7 +71,8 @@ const largeNAR = 8 << 20
 // An import's live heap is bounded (the stream buffers and the store's write
 // pipeline, whatever the NAR sizes), and the limit keeps the garbage
 // collector from letting the heap grow to twice that: it is what keeps an
-// import's peak RSS under 150 MB. Long-running processes set their own.
+// import's peak RSS near 60 MB (see the package doc). Long-running
+// processes set their own.
 const ImportMemoryLimit = 56 << 20
 
 // Import imports the closure of root from src into st and indexes it in db.
