@@ -251,3 +251,35 @@ func TestSetJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestRecordEvidence: each record is appended after those of its
+// workspace, none replaced, and other workspaces' records are apart.
+func TestRecordEvidence(t *testing.T) {
+	n := newNode(t, false)
+	steps := []struct {
+		ws   string
+		evd  Evidence
+		want []string // kinds of ws's records after the step, oldest first
+	}{
+		{ws: "a", evd: Evidence{Kind: TamperEdited, Line: 3}, want: []string{TamperEdited}},
+		{ws: "b", evd: Evidence{Kind: TamperRemoved, Line: 1}, want: []string{TamperRemoved}},
+		{ws: "a", evd: Evidence{Kind: TamperTruncated, Line: 2}, want: []string{TamperEdited, TamperTruncated}},
+		{ws: "a", evd: Evidence{Kind: TamperEdited, Line: 3}, want: []string{TamperEdited, TamperTruncated, TamperEdited}},
+	}
+	for i, s := range steps {
+		if err := n.ing.recordEvidence(s.ws, s.evd); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		got, err := n.ing.Evidence(s.ws)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, e := range got {
+			kinds = append(kinds, e.Kind)
+		}
+		if !slices.Equal(kinds, s.want) || got[len(got)-1] != s.evd {
+			t.Fatalf("step %d: records of %s %v (last %+v), want %v ending with %+v", i, s.ws, kinds, got[len(got)-1], s.want, s.evd)
+		}
+	}
+}

@@ -76,7 +76,10 @@ func locate(old, cur io.Reader, oldLines int64) (int64, string, error) {
 }
 
 // refuse handles a file that does not continue the accepted snapshot h.
-// What it stores is held in hold.
+// What it stores is held in hold. Its steps: locate the first differing
+// line; store the refused version whole as a snapshot of its own
+// (storeRefused); judge it with the rule 4 violation added
+// (evaluateRefused); attest it; record the evidence (recordEvidence).
 func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState) (*IngestResult, error) {
 	accepted, err := cid.Decode(h.Snapshot)
 	if err != nil {
@@ -95,13 +98,50 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 	if err != nil {
 		return nil, err
 	}
-	// Store the refused version whole, with its own tree, as evidence.
+	rv, err := ing.storeRefused(ctx, hold, ws, f)
+	if err != nil {
+		return nil, err
+	}
+	evd := Evidence{Kind: kind, Line: line, Accepted: accepted, Found: rv.cid, AcceptedBytes: oldBytes, FoundBytes: rv.snap.Bytes,
+		Time: ing.now().UTC().Format(time.RFC3339)}
+	viol := newViolation(RuleAppendOnly, line, "", ErrNotAppendOnly,
+		fmt.Sprintf("line %d %s relative to the snapshot of %d lines (%s)", line, kind, h.Lines, accepted))
+	bres, err := ing.evaluateRefused(ctx, hold, root, ws, f, rv.snap.Size, viol)
+	if err != nil {
+		return nil, err
+	}
+	res := &IngestResult{Workspace: ws, Snapshot: rv.cid, Bytes: rv.snap.Bytes, Lines: rv.snap.Lines, Size: rv.snap.Size,
+		Root: hex.EncodeToString(rv.snap.Root), Boundary: bres, Evidence: &evd, Pending: rv.pending}
+	if ing.Attester != nil {
+		id, err := ing.attestLog(ctx, ws, rv.cid, rv.snap, rv.bytesSHA, bres)
+		if err != nil {
+			return nil, err
+		}
+		res.Attestations = append(res.Attestations, id)
+	}
+	if err := ing.recordEvidence(ws, evd); err != nil {
+		return nil, err
+	}
+	return res, &TamperError{Workspace: ws, Evidence: evd}
+}
+
+// refusedVersion is a refused file version stored by storeRefused.
+type refusedVersion struct {
+	cid      cid.Cid
+	snap     *schemas.AuditLogSnapshot
+	bytesSHA []byte // SHA-256 of its complete lines
+	pending  int    // bytes after its last complete line
+}
+
+// storeRefused stores the complete lines of f, a version that does not
+// continue the accepted snapshot, as a snapshot of their own with their own
+// tree (no previous snapshot), held in hold.
+func (ing *Ingester) storeRefused(ctx context.Context, hold *store.Hold, ws string, f *os.File) (*refusedVersion, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
 	tree := NewTree()
-	hs := sha256.New()
 	r := NewReader(io.NewSectionReader(f, 0, fi.Size()), 1, 0)
 	r.NoParse()
 	for {
@@ -114,6 +154,7 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 		}
 		tree.AppendLeafHash(l.Leaf)
 	}
+	hs := sha256.New()
 	bc, err := hold.Add(ctx, io.TeeReader(io.NewSectionReader(f, 0, r.Offset()), hs), store.AddOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("store refused audit log version: %w", err)
@@ -123,15 +164,17 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 	if err != nil {
 		return nil, err
 	}
-	evd := Evidence{Kind: kind, Line: line, Accepted: accepted, Found: sc, AcceptedBytes: oldBytes, FoundBytes: bc,
-		Time: ing.now().UTC().Format(time.RFC3339)}
-	viol := newViolation(RuleAppendOnly, line, "", ErrNotAppendOnly,
-		fmt.Sprintf("line %d %s relative to the snapshot of %d lines (%s)", line, kind, h.Lines, accepted))
-	// The boundary verdict over the refused version: everything it shows,
-	// plus the rule 4 violation.
+	return &refusedVersion{cid: sc, snap: snap, bytesSHA: hs.Sum(nil), pending: int(r.PendingSize())}, nil
+}
+
+// evaluateRefused returns the boundary verdict over the first size bytes of
+// a refused version: everything its lines show, judged afresh (not against
+// the workspace's state), plus the rule 4 violation viol. The patches it
+// names are stored, held in hold.
+func (ing *Ingester) evaluateRefused(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, size int64, viol Violation) (*Result, error) {
 	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true, hold: hold}
 	ev := NewEvaluator(ing.Policy, NewMemState(), pc.lookup)
-	rr := NewReader(io.NewSectionReader(f, 0, r.Offset()), 1, 0)
+	rr := NewReader(io.NewSectionReader(f, 0, size), 1, 0)
 	for {
 		l, err := rr.Next()
 		if err == io.EOF {
@@ -149,21 +192,13 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 		return nil, err
 	}
 	in.AppendOnly = []Violation{viol}
-	bres, err := ev.Result(rr.Lines(), in)
-	if err != nil {
-		return nil, err
-	}
-	res := &IngestResult{Workspace: ws, Snapshot: sc, Bytes: bc, Lines: r.Lines(), Size: r.Offset(),
-		Root: hex.EncodeToString(tree.Root()), Boundary: bres, Evidence: &evd, Pending: int(r.PendingSize())}
-	if ing.Attester != nil {
-		id, err := ing.attestLog(ctx, ws, sc, snap, hs.Sum(nil), bres)
-		if err != nil {
-			return nil, err
-		}
-		res.Attestations = append(res.Attestations, id)
-	}
-	var n int64
-	err = ing.DB.Update(func(txn *badger.Txn) error {
+	return ev.Result(rr.Lines(), in)
+}
+
+// recordEvidence appends evd to the evidence records of workspace ws.
+func (ing *Ingester) recordEvidence(ws string, evd Evidence) error {
+	err := ing.DB.Update(func(txn *badger.Txn) error {
+		var n int64
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: wsKey(ws, "e", "")})
 		for it.Rewind(); it.Valid(); it.Next() {
 			n++
@@ -172,9 +207,9 @@ func (ing *Ingester) refuse(ctx context.Context, hold *store.Hold, root *os.Root
 		return setJSON(txn, wsKey(ws, "e", seqKey(n)), evd)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("audit: record evidence of %s: %w", ws, err)
+		return fmt.Errorf("audit: record evidence of %s: %w", ws, err)
 	}
-	return res, &TamperError{Workspace: ws, Evidence: evd}
+	return nil
 }
 
 // Evidence returns the refused versions recorded for workspace ws, oldest
