@@ -312,22 +312,6 @@ func (s *server) genesis(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, g)
 }
 
-func (s *server) attestations(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	lim, err := intParam(r, "limit", 0)
-	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
-		return
-	}
-	rs, err := Attestations(s.n, attest.Query{Subject: q.Get("subject"), SHA256: q.Get("sha256"), Name: q.Get("name"),
-		PredicateType: q.Get("predicateType"), Signer: q.Get("signer"), Limit: int(lim)})
-	if err != nil {
-		writeOpErr(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, rs)
-}
-
 func (s *server) bundle(w http.ResponseWriter, r *http.Request) {
 	c, ok := pathCID(w, r)
 	if !ok {

@@ -114,7 +114,11 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("GET /api/v1/closures/{a}/diff/{b}", s.closureDiff)
 	mux.HandleFunc("POST /api/v1/closures/{cid}/attest", s.auth(noBody, s.closureAttest))
 	mux.HandleFunc("POST /api/v1/genesis", s.auth(noBody, s.genesis))
-	mux.HandleFunc("GET /api/v1/attestations", s.attestations)
+	// The public attestation reads are attest's handler, mounted here so
+	// that every /api/v1 route is in this one table.
+	ah := attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore())
+	mux.Handle("GET /api/v1/attestations", ah)
+	mux.Handle("GET /api/v1/attestations/{id}", ah)
 	mux.HandleFunc("GET /api/v1/bundles/{cid}", s.bundle)
 	mux.HandleFunc("GET /api/v1/log/checkpoint", s.logCheckpoint)
 	mux.HandleFunc("GET /api/v1/log/entries", s.logEntries)

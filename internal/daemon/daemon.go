@@ -88,9 +88,6 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 		o.API.OnAuthenticated = authenticated
 	}
 	mux.Handle("/api/v1/", api.Handler(n, tok, o.API))
-	ah := attest.Handler("/api/v1/attestations", n.Attest, n.Store.Blockstore())
-	mux.Handle("GET /api/v1/attestations", ah)
-	mux.Handle("GET /api/v1/attestations/", ah)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	nixKey, err := node.ReadKey(n.Dir, node.NixKeyFile)
 	if err != nil {
