@@ -428,3 +428,75 @@ func dagBytes(tb testing.TB, st *store.Store, roots ...cid.Cid) (sum, unique int
 	}
 	return sum, unique
 }
+
+// BenchmarkPinFrom800Paths measures what `agentix-store pin add --from PEER
+// STORE_PATH` does with the system-shaped closure (see packageClosures):
+// store.PinFrom of the closure's DAG from the peer's trustless gateway
+// (/ipfs/), then the closure's verification and indexing from the blocks
+// now here (ImportCAR of the local ExportCAR, as internal/api's pinFrom
+// does), into a fresh store; alternately with `nix copy --from` the same
+// peer's /nix/ binary cache into a fresh chroot store. ratio is pin-from's
+// time over nix copy's.
+func BenchmarkPinFrom800Paths(b *testing.B) {
+	n := nixtest.Require(b)
+	a, _ := packageClosures(b, n)
+	p := a[len(a)-1]
+	st, db := newStore(b)
+	res, err := Import(context.Background(), st, db, &LocalNix{}, p, ImportOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk, pk, _ := signature.GenerateKeypair("bench-1", nil)
+	h, err := NewCacheHandler(st, db, sk, CacheOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw, err := st.GatewayHandler(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/nix/", http.StripPrefix("/nix", h))
+	mux.Handle("/ipfs/", gw)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := context.Background()
+	pinOnce := func(b *testing.B) time.Duration {
+		db2, err := kv.Open(b.TempDir(), kv.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st2 := store.New(db2, store.Options{})
+		defer func() { st2.Close(); db2.Close() }()
+		t0 := time.Now()
+		if _, err := st2.PinFrom(ctx, srv.URL, res.Closure, store.FetchOptions{Name: p}); err != nil {
+			b.Fatal(err)
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(st2.ExportCAR(ctx, pw, res.Closure, store.ExportOptions{})) }()
+		vr, err := ImportCAR(ctx, st2, db2, pr)
+		pr.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if vr.Paths != len(a) {
+			b.Fatalf("pinned closure has %d paths, want %d", vr.Paths, len(a))
+		}
+		return time.Since(t0)
+	}
+	copyOnce := func(b *testing.B) time.Duration {
+		root := filepath.Join(b.TempDir(), "root")
+		t0 := time.Now()
+		n.For(b).Run("nix", "copy", "--from", srv.URL+"/nix", "--to", root, "--option", "trusted-public-keys", pk.String(), p)
+		return time.Since(t0)
+	}
+	var pin, cp time.Duration
+	for range b.N {
+		pin += pinOnce(b)
+		cp += copyOnce(b)
+	}
+	b.ReportMetric(pin.Seconds()/float64(b.N), "pin-from-s")
+	b.ReportMetric(cp.Seconds()/float64(b.N), "nix-copy-from-s")
+	b.ReportMetric(float64(res.NarBytes)*float64(b.N)/pin.Seconds()/1e6, "pin-from-MB/s")
+	b.ReportMetric(pin.Seconds()/cp.Seconds(), "ratio")
+}
