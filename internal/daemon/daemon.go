@@ -182,7 +182,8 @@ func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 	stopRelease := make(chan struct{})
 	defer close(stopRelease)
 	go func() {
-		t := time.NewTicker(2 * time.Second)
+		// Often: compactions make tables resident in bursts (kv.ReleaseLogPages).
+		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
