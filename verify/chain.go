@@ -102,154 +102,201 @@ type ProvenLink struct {
 // its NAR hash with the attested one and evaluating it with this auditor's
 // Nix. It reports each broken link with its own reason.
 func (na *nodeAudit) configChain(latest link, ls *LogState) {
-	r := na.r
-	cfg := latest.pred.Configuration
-	ws := cfg.Workspace
+	cr := &chainReplay{na: na, ls: ls, ws: latest.pred.Configuration.Workspace}
+	rcs := cr.collect()
+	links, base, ok := cr.walkBack(latest)
+	if !ok || !cr.noSkippedLinks(rcs, links, latest) {
+		return
+	}
+	dir, err := os.MkdirTemp(na.o.TempDir, "agentix-verify-source-")
+	if err != nil {
+		na.r.Fail("configuration", nil, latest.id, unavailable("%v", err))
+		return
+	}
+	defer os.RemoveAll(dir)
+	cr.dir, cr.tree = dir, filepath.Join(dir, "tree")
+	prevIndex, ok := cr.start(links[0], base)
+	if !ok {
+		return
+	}
+	for _, l := range links {
+		if !cr.replay(l, prevIndex) {
+			return
+		}
+		prevIndex = l.index
+	}
+	na.r.Details["configLinksReplayed"] = len(links)
+	if na.o.Rebuild {
+		na.rebuild(latest, cr.tree)
+	}
+	na.r.Prove("configuration of %s proven: the running closure is the evaluation of the genesis plus %d link(s) of approved patches, applied in order", cr.ws, len(links))
+}
 
-	// All running-config/v2 and apply/v1 attestations of this workspace,
-	// in log order, to tell a gap or a skipped apply.
-	var rcs, applies []attest.Record
-	for _, rec := range na.sorted {
-		if rec.LogIndex >= na.size {
+// chainReplay is the state of one configChain: the workspace, the applies
+// logged for it, the links of the chain, and the tree being rebuilt.
+type chainReplay struct {
+	na      *nodeAudit
+	ls      *LogState
+	ws      string
+	applies []attest.Record   // apply/v1 attestations of the log, in log order
+	wsOf    map[string]string // apply id → its workspace
+	inChain map[string]bool   // link ids of the chain being replayed
+	dir     string            // scratch directory
+	tree    string            // the source state being rebuilt
+	n       int               // scratch trees made so far
+}
+
+// collect lists the log's running-config/v2 (returned) and apply/v1
+// attestations, in log order, and the workspace of each apply.
+func (cr *chainReplay) collect() (rcs []attest.Record) {
+	for _, rec := range cr.na.sorted {
+		if rec.LogIndex >= cr.na.size {
 			continue
 		}
 		switch rec.PredicateType {
 		case attest.PredicateRunningConfigV2:
 			rcs = append(rcs, rec)
 		case attest.PredicateApply:
-			applies = append(applies, rec)
+			cr.applies = append(cr.applies, rec)
 		}
 	}
-	wsOf := map[string]string{}
-	for _, rec := range applies {
-		if res, ok := na.attestation(rec.ID, attest.PredicateApply); ok {
+	cr.wsOf = map[string]string{}
+	for _, rec := range cr.applies {
+		if res, ok := cr.na.attestation(rec.ID, attest.PredicateApply); ok {
 			var ap attest.ApplyPredicate
 			if res.Statement.DecodePredicate(&ap) == nil {
-				wsOf[rec.ID] = ap.Workspace
+				cr.wsOf[rec.ID] = ap.Workspace
 			}
 		}
 	}
+	return rcs
+}
 
-	// Walk back.
-	chainLinks := []link{latest}
-	var base *ProvenLink
+// walkBack follows Extends from latest to the genesis, or to the latest
+// link this auditor proved before (base), and returns the links to replay,
+// oldest first.
+func (cr *chainReplay) walkBack(latest link) (links []link, base *ProvenLink, ok bool) {
+	r := cr.na.r
+	links = []link{latest}
 	for cur := latest; ; {
-		if p, ok := ls.Proven[cur.id]; ok && cur.id != latest.id {
+		if p, proven := cr.ls.Proven[cur.id]; proven && cur.id != latest.id {
 			base = &p
-			chainLinks = chainLinks[:len(chainLinks)-1]
+			links = links[:len(links)-1]
 			break
 		}
 		ext := cur.pred.Configuration.Extends
 		if ext.Genesis != nil {
 			break
 		}
-		prev, ok := na.v2(ext.RunningConfig)
-		if !ok {
+		prev, found := cr.na.v2(ext.RunningConfig)
+		if !found {
 			r.Fail("configuration", ptr(cur.index), cur.id, errf(ErrChainGap, "extends running-config %s, which the node does not serve as a verified running-config/v2", ext.RunningConfig))
-			return
+			return nil, nil, false
 		}
-		if prev.index >= cur.index || prev.pred.Configuration == nil || prev.pred.Configuration.Workspace != ws {
-			r.Fail("configuration", ptr(cur.index), cur.id, errf(ErrChainGap, "extends %s, which is not an earlier link of workspace %s", prev.id, ws))
-			return
+		if prev.index >= cur.index || prev.pred.Configuration == nil || prev.pred.Configuration.Workspace != cr.ws {
+			r.Fail("configuration", ptr(cur.index), cur.id, errf(ErrChainGap, "extends %s, which is not an earlier link of workspace %s", prev.id, cr.ws))
+			return nil, nil, false
 		}
-		chainLinks = append(chainLinks, prev)
+		links = append(links, prev)
 		cur = prev
 	}
-	slices.Reverse(chainLinks)
-
-	// Every running-config/v2 of the workspace between the first link and
-	// the latest must be in the chain: one that is not was skipped.
-	inChain := map[string]bool{}
-	for _, l := range chainLinks {
-		inChain[l.id] = true
+	slices.Reverse(links)
+	cr.inChain = map[string]bool{}
+	for _, l := range links {
+		cr.inChain[l.id] = true
 	}
+	return links, base, true
+}
+
+// noSkippedLinks checks that every running-config/v2 of the workspace
+// logged between the first link and the latest is in the chain.
+func (cr *chainReplay) noSkippedLinks(rcs []attest.Record, links []link, latest link) bool {
 	for _, rec := range rcs {
-		if inChain[rec.ID] || rec.LogIndex < chainLinks[0].index || rec.LogIndex > latest.index {
+		if cr.inChain[rec.ID] || rec.LogIndex < links[0].index || rec.LogIndex > latest.index {
 			continue
 		}
-		if l, ok := na.v2(rec.ID); ok && l.pred.Configuration != nil && l.pred.Configuration.Workspace == ws {
-			r.Fail("configuration", ptr(rec.LogIndex), rec.ID, errf(ErrChainGap, "running-config %s of workspace %s is logged between links of the chain ending at %s, which does not extend it", rec.ID, ws, latest.id))
-			return
+		if l, ok := cr.na.v2(rec.ID); ok && l.pred.Configuration != nil && l.pred.Configuration.Workspace == cr.ws {
+			cr.na.r.Fail("configuration", ptr(rec.LogIndex), rec.ID, errf(ErrChainGap, "running-config %s of workspace %s is logged between links of the chain ending at %s, which does not extend it", rec.ID, cr.ws, latest.id))
+			return false
 		}
 	}
+	return true
+}
 
-	dir, err := os.MkdirTemp(na.o.TempDir, "agentix-verify-source-")
-	if err != nil {
-		r.Fail("configuration", nil, latest.id, unavailable("%v", err))
-		return
-	}
-	defer os.RemoveAll(dir)
-	tree := filepath.Join(dir, "tree")
-	n, replayed := 0, 0
-
-	// The state the first link extends.
-	prevIndex := uint64(0)
-	first := chainLinks[0]
-	switch {
-	case base != nil:
-		if !na.loadSource(first, "previously proven source", attest.SourceRef{NarHash: base.NarHash, NAR: base.NAR}, tree, &n) {
-			return
+// start loads the state the first link extends into the tree: the source
+// of the link proved before (base), or the genesis, checked against the
+// policy or this auditor's memory. It returns the log index the first
+// link's applies come after.
+func (cr *chainReplay) start(first link, base *ProvenLink) (prevIndex uint64, ok bool) {
+	if base != nil {
+		if !cr.na.loadSource(first, "previously proven source", attest.SourceRef{NarHash: base.NarHash, NAR: base.NAR}, cr.tree, &cr.n) {
+			return 0, false
 		}
-		if p, ok := na.v2(first.pred.Configuration.Extends.RunningConfig); ok {
+		if p, found := cr.na.v2(first.pred.Configuration.Extends.RunningConfig); found {
 			prevIndex = p.index
 		}
-	default:
-		g := first.pred.Configuration.Extends.Genesis
-		if !na.genesis(first, *g, ls) || !na.loadSource(first, "genesis", *g, tree, &n) {
-			return
-		}
+		return prevIndex, true
 	}
+	g := first.pred.Configuration.Extends.Genesis
+	return 0, cr.na.genesis(first, *g, cr.ls) && cr.na.loadSource(first, "genesis", *g, cr.tree, &cr.n)
+}
 
-	for _, l := range chainLinks {
-		c := l.pred.Configuration
-		// The applies logged for this workspace since the previous link.
-		var want []string
-		for _, rec := range applies {
-			if rec.LogIndex > prevIndex && rec.LogIndex < l.index && wsOf[rec.ID] == ws {
-				want = append(want, rec.ID)
-			}
+// replay rebuilds link l's state from the tree (the previous state): its
+// applies must be the workspace's applies logged since prevIndex, in log
+// order; a rollback reloads the earlier state; the patches apply; the tree
+// hashes to the attested source and evaluates to the running closure. A
+// proven link is remembered.
+func (cr *chainReplay) replay(l link, prevIndex uint64) bool {
+	na, c := cr.na, l.pred.Configuration
+	var want []string
+	for _, rec := range cr.applies {
+		if rec.LogIndex > prevIndex && rec.LogIndex < l.index && cr.wsOf[rec.ID] == cr.ws {
+			want = append(want, rec.ID)
 		}
-		if !na.appliesInOrder(l, want) {
-			return
-		}
-		if rb := c.Extends.RollbackTo; rb != "" {
-			to, ok := na.v2(rb)
-			_, proven := ls.Proven[rb]
-			if !ok || !(inChain[rb] || proven) || to.index >= l.index || to.pred.Configuration == nil || to.pred.Configuration.Workspace != ws {
-				r.Fail("configuration", ptr(l.index), l.id, errf(ErrChainGap, "rolls back to %s, which is not an earlier link of this chain", rb))
-				return
-			}
-			if len(c.Applies) > 0 {
-				r.Fail("configuration", ptr(l.index), l.id, errf(ErrChainGap, "a rollback to %s lists %d applies", rb, len(c.Applies)))
-				return
-			}
-			os.RemoveAll(tree)
-			if !na.loadSource(l, "rollback target", to.pred.Configuration.Source, tree, &n) {
-				return
-			}
-			r.Prove("running-config %s is a rollback to %s (generation %d)", l.id, rb, to.pred.Generation)
-		}
-		for _, id := range c.Applies {
-			if !na.applyPatch(l, id, tree) {
-				return
-			}
-		}
-		if !na.sameSource(l, tree, dir, &n) || !na.evaluates(l, tree) {
-			return
-		}
-		r.Prove("configuration link %s (generation %d): source %s is its predecessor plus %d approved patch(es) and evaluates to %s", l.id, l.pred.Generation, c.Source.NarHash, len(c.Applies), c.Toplevel.OutPath)
-		replayed++
-		if ls.Proven == nil {
-			ls.Proven = map[string]ProvenLink{}
-		}
-		ls.Proven[l.id] = ProvenLink{Workspace: ws, NarHash: c.Source.NarHash, NAR: c.Source.NAR, OutPath: c.Toplevel.OutPath, Generation: l.pred.Generation}
-		prevIndex = l.index
 	}
-	r.Details["configLinksReplayed"] = replayed
-	if na.o.Rebuild {
-		na.rebuild(latest, tree)
+	if !na.appliesInOrder(l, want) {
+		return false
 	}
-	r.Prove("configuration of %s proven: the running closure is the evaluation of the genesis plus %d link(s) of approved patches, applied in order", ws, len(chainLinks))
+	if c.Extends.RollbackTo != "" && !cr.rollback(l) {
+		return false
+	}
+	for _, id := range c.Applies {
+		if !na.applyPatch(l, id, cr.tree) {
+			return false
+		}
+	}
+	if !na.sameSource(l, cr.tree, cr.dir, &cr.n) || !na.evaluates(l, cr.tree) {
+		return false
+	}
+	na.r.Prove("configuration link %s (generation %d): source %s is its predecessor plus %d approved patch(es) and evaluates to %s", l.id, l.pred.Generation, c.Source.NarHash, len(c.Applies), c.Toplevel.OutPath)
+	if cr.ls.Proven == nil {
+		cr.ls.Proven = map[string]ProvenLink{}
+	}
+	cr.ls.Proven[l.id] = ProvenLink{Workspace: cr.ws, NarHash: c.Source.NarHash, NAR: c.Source.NAR, OutPath: c.Toplevel.OutPath, Generation: l.pred.Generation}
+	return true
+}
+
+// rollback reloads the tree with the state of the earlier link that l
+// rolls back to, which must be of this chain (or proven before) and come
+// with no applies.
+func (cr *chainReplay) rollback(l link) bool {
+	na, c, rb := cr.na, l.pred.Configuration, l.pred.Configuration.Extends.RollbackTo
+	to, ok := na.v2(rb)
+	_, proven := cr.ls.Proven[rb]
+	if !ok || !(cr.inChain[rb] || proven) || to.index >= l.index || to.pred.Configuration == nil || to.pred.Configuration.Workspace != cr.ws {
+		na.r.Fail("configuration", ptr(l.index), l.id, errf(ErrChainGap, "rolls back to %s, which is not an earlier link of this chain", rb))
+		return false
+	}
+	if len(c.Applies) > 0 {
+		na.r.Fail("configuration", ptr(l.index), l.id, errf(ErrChainGap, "a rollback to %s lists %d applies", rb, len(c.Applies)))
+		return false
+	}
+	os.RemoveAll(cr.tree)
+	if !na.loadSource(l, "rollback target", to.pred.Configuration.Source, cr.tree, &cr.n) {
+		return false
+	}
+	na.r.Prove("running-config %s is a rollback to %s (generation %d)", l.id, rb, to.pred.Generation)
+	return true
 }
 
 // v2 fetches and verifies a running-config/v2 by id.
