@@ -190,11 +190,11 @@ func TestThreeNodes(t *testing.T) {
 	}
 	// B and C witness A's log.
 	for _, dir := range []string{dirB, dirC} {
-		store(t, dir, "config", "peer-add", "--key", k["a"].LogKey)
+		store(t, dir, "config", "peer-add", "--vkey", k["a"].LogKey)
 	}
 	b, c := start(t, dirB), start(t, dirC)
-	store(t, dirA, "config", "witness-add", "--url", b.url+"/log", "--key", k["b"].WitnessKey)
-	store(t, dirA, "config", "witness-add", "--url", c.url+"/log", "--key", k["c"].WitnessKey)
+	store(t, dirA, "config", "witness-add", "--url", b.url+"/log", "--vkey", k["b"].WitnessKey)
+	store(t, dirA, "config", "witness-add", "--url", c.url+"/log", "--vkey", k["c"].WitnessKey)
 
 	// A's operator keeps the nixos-config as a git-repo flake; its
 	// genesis is recorded, then the Agentix ladder runs in it (the sample

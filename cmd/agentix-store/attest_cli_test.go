@@ -37,9 +37,9 @@ func TestAttestApproveBundleCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	e1, e2, merged := filepath.Join(tmp, "a.json"), filepath.Join(tmp, "b.json"), filepath.Join(tmp, "m.json")
-	ok(t, dir, nil, "approve", pcid, "--sha256", sha, "--out", e1)
-	ok(t, dir, nil, "approve", pcid, "--sha256", sha, "--key", bobKey, "--out", e2)
-	ok(t, dir, nil, "approve", "merge", e1, e2, "--out", merged)
+	ok(t, dir, nil, "approve", pcid, "--sha256", sha, "--output", e1)
+	ok(t, dir, nil, "approve", pcid, "--sha256", sha, "--key", bobKey, "--output", e2)
+	ok(t, dir, nil, "approve", "merge", e1, e2, "--output", merged)
 
 	var pub publishResult
 	if err := json.Unmarshal(ok(t, dir, nil, "--json", "attest", merged), &pub); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 	"os"
 	"path/filepath"
@@ -149,7 +150,8 @@ written to --out (default stdout); publish it with "agentix-store attest".`,
 	}
 	c.Flags().StringVar(&keyPath, "key", "", "private key PEM file (default: <dir>/"+node.AttestKeyFile+")")
 	c.Flags().StringVar(&in, "in", "", "existing approval envelope to add a signature to")
-	c.Flags().StringVar(&out, "out", "", "write the envelope here (default stdout)")
+	c.Flags().StringVarP(&out, "output", "o", "", "write the envelope to FILE (default stdout)")
+	cli.Renamed(c.Flags(), "out", "output")
 	c.Flags().StringVar(&sha, "sha256", "", "sha256 of the patch bytes (default: from the stored Patch record)")
 	c.Flags().StringVar(&proposal, "proposal", "", "the proposal/v1 attestation id being approved")
 	c.Flags().StringVar(&comment, "comment", "", "free-text comment")
@@ -179,7 +181,8 @@ written to --out (default stdout); publish it with "agentix-store attest".`,
 			return writeEnvelope(cmd, m, mergeOut)
 		},
 	}
-	merge.Flags().StringVar(&mergeOut, "out", "", "write the envelope here (default stdout)")
+	merge.Flags().StringVarP(&mergeOut, "output", "o", "", "write the envelope to FILE (default stdout)")
+	cli.Renamed(merge.Flags(), "out", "output")
 	c.AddCommand(merge)
 	return c
 }

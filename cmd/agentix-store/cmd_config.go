@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 	"net/url"
 	"os"
@@ -44,7 +45,7 @@ func newConfigCmd() *cobra.Command {
 	}
 	var wurl, wkey string
 	witness := &cobra.Command{
-		Use:   "witness-add --url URL --key VKEY",
+		Use:   "witness-add --url URL --vkey VKEY",
 		Short: "Ask the witness at URL (its tlog-witness prefix, e.g. http://peer:7171/log) to cosign each new checkpoint; VKEY is its cosignature key",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -53,7 +54,7 @@ func newConfigCmd() *cobra.Command {
 				return usagef("--url %q: want http(s)://host:port/prefix", wurl)
 			}
 			if _, err := fnote.NewVerifierForCosignatureV1(wkey); err != nil {
-				return usagef("--key %q: not a cosignature verifier key: %v", wkey, err)
+				return usagef("--vkey %q: not a cosignature verifier key: %v", wkey, err)
 			}
 			return updateConfig(cmd, func(c *node.Config) error {
 				for _, w := range c.Witnesses {
@@ -67,16 +68,17 @@ func newConfigCmd() *cobra.Command {
 		},
 	}
 	witness.Flags().StringVar(&wurl, "url", "", "witness URL prefix (add-checkpoint is POSTed to URL/add-checkpoint)")
-	witness.Flags().StringVar(&wkey, "key", "", "the witness's cosignature verifier key (its `key show` witness key)")
+	witness.Flags().StringVar(&wkey, "vkey", "", "the witness's cosignature verifier key (its `key show` witness key)")
+	cli.Renamed(witness.Flags(), "key", "vkey")
 	var porigin, pkey, purl string
 	peer := &cobra.Command{
-		Use:   "peer-add --origin ORIGIN --key VKEY [--url URL]",
+		Use:   "peer-add [--origin ORIGIN] --vkey VKEY [--url URL]",
 		Short: "Witness the log ORIGIN, whose checkpoints VKEY signs (cosign its add-checkpoint requests)",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := note.NewVerifier(pkey)
 			if err != nil {
-				return usagef("--key %q: not a note verifier key: %v", pkey, err)
+				return usagef("--vkey %q: not a note verifier key: %v", pkey, err)
 			}
 			if porigin == "" {
 				porigin = v.Name()
@@ -93,7 +95,8 @@ func newConfigCmd() *cobra.Command {
 		},
 	}
 	peer.Flags().StringVar(&porigin, "origin", "", "the peer log's origin line (default: the key's name)")
-	peer.Flags().StringVar(&pkey, "key", "", "the peer log's note verifier key (its `key show` log key)")
+	peer.Flags().StringVar(&pkey, "vkey", "", "the peer log's note verifier key (its `key show` log key)")
+	cli.Renamed(peer.Flags(), "key", "vkey")
 	peer.Flags().StringVar(&purl, "url", "", "the peer node's URL (informational)")
 	apply := &cobra.Command{
 		Use:   "apply FILE|-",

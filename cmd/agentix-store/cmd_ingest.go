@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 	"os"
 	"path/filepath"
@@ -64,6 +65,9 @@ whose signatures verify with the approver keys of the trust policy.`,
 			}
 			if trustPath != "" {
 				if _, err := attest.LoadPolicy(trustPath); err != nil {
+					if _, berr := audit.LoadPolicy(trustPath); berr == nil {
+						return usagef("--policy %s is a boundary policy: pass it with --boundary (--policy names the trust policy, as in agentix-verify)", trustPath)
+					}
 					return usagef("trust policy: %v", err)
 				}
 				if req.TrustPolicy, err = os.ReadFile(trustPath); err != nil {
@@ -109,8 +113,9 @@ whose signatures verify with the approver keys of the trust policy.`,
 			})
 		},
 	}
-	c.Flags().StringVar(&policyPath, "policy", "", "boundary policy file (tightens the built-in policy)")
-	c.Flags().StringVar(&trustPath, "trust-policy", "", "trust policy naming the approver keys (default <dir>/"+node.TrustPolicyFile+")")
+	c.Flags().StringVar(&policyPath, "boundary", "", "boundary policy FILE (tightens the built-in policy)")
+	c.Flags().StringVar(&trustPath, "policy", "", "trust policy FILE naming the approver keys (default <dir>/"+node.TrustPolicyFile+")")
+	cli.Renamed(c.Flags(), "trust-policy", "policy")
 	c.Flags().StringVar(&name, "name", "", "workspace name in the store (default: its absolute path)")
 	c.Flags().BoolVar(&verify, "verify", false, "re-read and check the whole already-ingested prefix")
 	c.Flags().BoolVar(&watch, "watch", false, "keep following the audit log, ingesting and attesting as it grows")

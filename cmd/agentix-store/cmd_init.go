@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 
 	"github.com/agentix/agentix-store/attest"
@@ -73,7 +74,8 @@ func newKeyCmd() *cobra.Command {
 		},
 	}
 	gen.Flags().StringVar(&alg, "alg", attest.AlgEd25519, "key algorithm: ed25519 or ecdsa-p256")
-	gen.Flags().StringVar(&out, "out", "", "private key file to create (the public key goes to FILE.pub)")
+	gen.Flags().StringVarP(&out, "output", "o", "", "private key FILE to create (the public key goes to FILE.pub)")
+	cli.Renamed(gen.Flags(), "out", "output")
 	c.AddCommand(gen)
 	c.AddCommand(&cobra.Command{
 		Use:   "show",

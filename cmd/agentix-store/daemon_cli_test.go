@@ -67,7 +67,7 @@ func TestCommandsThroughDaemon(t *testing.T) {
 	badPolicy := filepath.Join(tmp, "bad-policy.json")
 	os.WriteFile(badPolicy, []byte(`{"nope": `), 0o644)
 	steps := []daemonStep{
-		{name: "ingest, approvers missing", args: []string{"--json", "ingest", "--name", "w", "--trust-policy", "{TP}", ws}, wantCode: 1,
+		{name: "ingest, approvers missing", args: []string{"--json", "ingest", "--name", "w", "--policy", "{TP}", ws}, wantCode: 1,
 			find: func(t *testing.T, out []byte, env map[string]string) {
 				var r ingestJSON
 				if err := json.Unmarshal(out, &r); err != nil || len(r.Boundary.Violations) == 0 || r.Boundary.Violations[0].PatchCID == "" {
@@ -75,8 +75,8 @@ func TestCommandsThroughDaemon(t *testing.T) {
 				}
 				env["PATCH"] = r.Boundary.Violations[0].PatchCID
 			}},
-		{name: "approve (patch record read through the node)", args: []string{"approve", "{PATCH}", "--key", "{K0}", "--out", "{TMP}/a.json"}},
-		{name: "approve --in", args: []string{"approve", "{PATCH}", "--key", "{K1}", "--in", "{TMP}/a.json", "--out", "{TMP}/b.json"}},
+		{name: "approve (patch record read through the node)", args: []string{"approve", "{PATCH}", "--key", "{K0}", "--output", "{TMP}/a.json"}},
+		{name: "approve --in", args: []string{"approve", "{PATCH}", "--key", "{K1}", "--in", "{TMP}/a.json", "--output", "{TMP}/b.json"}},
 		{name: "attest", args: []string{"--json", "attest", "{TMP}/b.json"},
 			find: func(t *testing.T, out []byte, env map[string]string) {
 				var p publishResult
@@ -85,11 +85,11 @@ func TestCommandsThroughDaemon(t *testing.T) {
 				}
 				env["ID"] = p.ID
 			}},
-		{name: "ingest, approved", args: []string{"--json", "ingest", "--name", "w", "--trust-policy", "{TP}", ws}},
-		{name: "ingest, unchanged", args: []string{"--json", "ingest", "--name", "w", "--trust-policy", "{TP}", "--verify", ws}},
-		{name: "ingest human", args: []string{"ingest", "--name", "w", "--trust-policy", "{TP}", ws}},
+		{name: "ingest, approved", args: []string{"--json", "ingest", "--name", "w", "--policy", "{TP}", ws}},
+		{name: "ingest, unchanged", args: []string{"--json", "ingest", "--name", "w", "--policy", "{TP}", "--verify", ws}},
+		{name: "ingest human", args: []string{"ingest", "--name", "w", "--policy", "{TP}", ws}},
 		{name: "ingest, no workspace", args: []string{"--json", "ingest", tmp}, wantCode: 2},
-		{name: "ingest, bad policy", args: []string{"--json", "ingest", "--policy", badPolicy, ws}, wantCode: 2},
+		{name: "ingest, bad policy", args: []string{"--json", "ingest", "--boundary", badPolicy, ws}, wantCode: 2},
 		{name: "attestation ls", args: []string{"--json", "attestation", "ls"}, read: true},
 		{name: "attestation search", args: []string{"--json", "attestation", "search", "--predicate-type", attest.PredicateApproval}, read: true},
 		{name: "attestation ls human", args: []string{"attestation", "ls", "--subject", "{PATCH}"}, read: true},
@@ -209,7 +209,7 @@ func TestClosureCommandsThroughDaemon(t *testing.T) {
 	}
 	// An operator key the node trusts for signed requests.
 	op := filepath.Join(t.TempDir(), "operator.key")
-	ok(t, dir, nil, "key", "generate", "--out", op)
+	ok(t, dir, nil, "key", "generate", "--output", op)
 	pub, _ := os.ReadFile(op + ".pub")
 	polFile := filepath.Join(dir, "trust-policy.json")
 	var pol map[string]any

@@ -302,7 +302,7 @@ func approverSetup(t *testing.T, dir string) (keys []string, tp string) {
 	pol.Approvers = attest.ApproverPolicy{Threshold: 2}
 	for _, name := range []string{"alice", "bob", "carol"} {
 		k := filepath.Join(tmp, name+".key")
-		ok(t, dir, nil, "key", "generate", "--out", k)
+		ok(t, dir, nil, "key", "generate", "--output", k)
 		s, err := attest.LoadSigner(k)
 		if err != nil {
 			t.Fatal(err)
@@ -331,7 +331,7 @@ func TestIngestApproversCLI(t *testing.T) {
 	keys, tp := approverSetup(t, dir)
 	tmp := t.TempDir()
 
-	res, r := ingest(t, dir, ws, 1, "--trust-policy", tp)
+	res, r := ingest(t, dir, ws, 1, "--policy", tp)
 	if res.Boundary.SingleOperator || !hasViolation(res.Boundary.Violations, 2, 3, fooRel, "0 of 2") {
 		t.Fatalf("rule 2 violation at line 3 missing: %+v", res.Boundary)
 	}
@@ -342,7 +342,7 @@ func TestIngestApproversCLI(t *testing.T) {
 	if patchCID == "" {
 		t.Fatal("rule 2 violation names no patch CID to approve")
 	}
-	c := verifyJSON(t, 1, ws, "--trust-policy", tp)
+	c := verifyJSON(t, 1, ws, "--policy", tp)
 	if !hasViolation(c.Boundary.Violations, 2, 3, fooRel, "") {
 		t.Fatalf("agentix-verify: rule 2 violation missing: %+v", c.Boundary)
 	}
@@ -350,31 +350,31 @@ func TestIngestApproversCLI(t *testing.T) {
 	// alice signs, then signs the same envelope again, and signs a second
 	// approval of the same patch: still one approver.
 	a1, a1again, a2 := filepath.Join(tmp, "a1.json"), filepath.Join(tmp, "a1again.json"), filepath.Join(tmp, "a2.json")
-	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--out", a1)
-	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--in", a1, "--out", a1again)
-	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--comment", "again", "--out", a2)
+	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--output", a1)
+	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--in", a1, "--output", a1again)
+	ok(t, dir, nil, "approve", patchCID, "--key", keys[0], "--comment", "again", "--output", a2)
 	ok(t, dir, nil, "attest", a1again)
 	ok(t, dir, nil, "attest", a2)
-	res, _ = ingest(t, dir, ws, 1, "--trust-policy", tp)
+	res, _ = ingest(t, dir, ws, 1, "--policy", tp)
 	if !hasViolation(res.Boundary.Violations, 2, 3, fooRel, "1 of 2") {
 		t.Fatalf("after one approver signing twice: %+v", res.Boundary)
 	}
-	verifyJSON(t, 1, ws, "--trust-policy", tp, "--approval", a1again, "--approval", a2)
+	verifyJSON(t, 1, ws, "--policy", tp, "--approval", a1again, "--approval", a2)
 
 	// bob adds his signature to alice's envelope; carol signs separately
 	// and the two are merged: both are threshold approvals.
 	ab, c1, merged := filepath.Join(tmp, "ab.json"), filepath.Join(tmp, "c.json"), filepath.Join(tmp, "merged.json")
-	ok(t, dir, nil, "approve", patchCID, "--key", keys[1], "--in", a1, "--out", ab)
-	ok(t, dir, nil, "approve", patchCID, "--key", keys[2], "--out", c1)
-	ok(t, dir, nil, "approve", "merge", a1, c1, "--out", merged)
+	ok(t, dir, nil, "approve", patchCID, "--key", keys[1], "--in", a1, "--output", ab)
+	ok(t, dir, nil, "approve", patchCID, "--key", keys[2], "--output", c1)
+	ok(t, dir, nil, "approve", "merge", a1, c1, "--output", merged)
 	for _, f := range []string{ab, merged} {
-		c := verifyJSON(t, 0, ws, "--trust-policy", tp, "--approval", f)
+		c := verifyJSON(t, 0, ws, "--policy", tp, "--approval", f)
 		if !c.Boundary.Passed {
 			t.Fatalf("agentix-verify with %s: %+v", f, c.Boundary)
 		}
 	}
 	ok(t, dir, nil, "attest", ab)
-	res, _ = ingest(t, dir, ws, 0, "--trust-policy", tp)
+	res, _ = ingest(t, dir, ws, 0, "--policy", tp)
 	if !res.Boundary.Passed || !res.Unchanged || len(res.Attestations) != 2 {
 		t.Fatalf("after two approvers: %+v", res)
 	}
@@ -383,7 +383,7 @@ func TestIngestApproversCLI(t *testing.T) {
 		t.Fatalf("apply attestations after approval: %v", ids)
 	}
 	// Nothing new: no new attestation.
-	if res, _ = ingest(t, dir, ws, 0, "--trust-policy", tp); len(res.Attestations) != 0 {
+	if res, _ = ingest(t, dir, ws, 0, "--policy", tp); len(res.Attestations) != 0 {
 		t.Fatalf("third ingest attested again: %+v", res.Attestations)
 	}
 }
@@ -633,11 +633,11 @@ func TestVerifyAuditLogSnapshotsCLI(t *testing.T) {
 	b2 := bundle(r2.Attestations[0], "b2.json", false)
 
 	appendLog(t, ws, statusLine("2026-11-25T17:00:03.000000+00:00"))
-	c := verifyJSON(t, 0, ws, "--trust-policy", tp, "--snapshot", b1car, "--snapshot", b2)
+	c := verifyJSON(t, 0, ws, "--policy", tp, "--snapshot", b1car, "--snapshot", b2)
 	if len(c.Snapshots) != 2 || !c.Snapshots[0].Consistent || !c.Snapshots[1].Consistent || c.Snapshots[0].Lines != 7 || c.Snapshots[1].Lines != 9 || len(c.Snapshots[0].Proof) == 0 {
 		t.Fatalf("snapshots: %+v", c.Snapshots)
 	}
-	hr := verify(t, "audit-log", ws, "--trust-policy", tp, "--attestation", b1)
+	hr := verify(t, "audit-log", ws, "--policy", tp, "--attestation", b1)
 	if hr.code != 0 || !bytes.Contains(hr.stdout, []byte("consistent (consistency proof verified)")) {
 		t.Fatalf("human output: exit %d\n%s%s", hr.code, hr.stdout, hr.stderr)
 	}
@@ -658,7 +658,7 @@ func TestVerifyAuditLogSnapshotsCLI(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w2 := sampleWorkspace(t)
 			writeLog(t, w2, tc.lines)
-			c := verifyJSON(t, 1, w2, "--trust-policy", tp, "--snapshot", tc.bundle)
+			c := verifyJSON(t, 1, w2, "--policy", tp, "--snapshot", tc.bundle)
 			if !hasViolation(c.Boundary.Violations, 4, tc.line, "", tc.msg) || c.Snapshots[0].Consistent {
 				t.Fatalf("no rule 4 violation at line %d (%s): %+v %+v", tc.line, tc.msg, c.Boundary.Violations, c.Snapshots)
 			}
@@ -666,7 +666,7 @@ func TestVerifyAuditLogSnapshotsCLI(t *testing.T) {
 	}
 	// A bundle that does not verify under the trust policy is refused.
 	other := initDir(t)
-	if r := verify(t, "audit-log", ws, "--trust-policy", filepath.Join(other, "trust-policy.json"), "--snapshot", b1); r.code != 1 || !bytes.Contains(r.stderr, []byte(b1)) {
+	if r := verify(t, "audit-log", ws, "--policy", filepath.Join(other, "trust-policy.json"), "--snapshot", b1); r.code != 1 || !bytes.Contains(r.stderr, []byte(b1)) {
 		t.Fatalf("bundle under a foreign trust policy: exit %d, %s", r.code, r.stderr)
 	}
 	if r := verify(t, "audit-log", ws, "--snapshot", b1); r.code != 2 {
@@ -713,12 +713,12 @@ func TestRunningConfigRule5CLI(t *testing.T) {
 		return p
 	}
 	rcB, applyB, logB := save(rc.ID, "rc.json"), save(applies[0], "apply.json"), save(r1.Attestations[0], "log.json")
-	c := verifyJSON(t, 0, ws, "--trust-policy", tp, "--attestation", rcB, "--attestation", applyB, "--attestation", logB)
+	c := verifyJSON(t, 0, ws, "--policy", tp, "--attestation", rcB, "--attestation", applyB, "--attestation", logB)
 	if !c.Boundary.Passed {
 		t.Fatalf("auditor with a good running config: %+v", c.Boundary)
 	}
 	// The auditor without the apply attestation cannot link it.
-	c = verifyJSON(t, 1, ws, "--trust-policy", tp, "--attestation", rcB)
+	c = verifyJSON(t, 1, ws, "--policy", tp, "--attestation", rcB)
 	if !hasViolation(c.Boundary.Violations, 5, 0, "", "unknown apply") {
 		t.Fatalf("running config with an unlinked apply: %+v", c.Boundary.Violations)
 	}
@@ -730,7 +730,7 @@ func TestRunningConfigRule5CLI(t *testing.T) {
 	if err := os.WriteFile(p, append(b, "+x\n"...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c = verifyJSON(t, 1, w2, "--trust-policy", tp, "--attestation", rcB, "--attestation", applyB)
+	c = verifyJSON(t, 1, w2, "--policy", tp, "--attestation", rcB, "--attestation", applyB)
 	if !hasViolation(c.Boundary.Violations, 5, 3, fooRel, "running config "+rc.ID) {
 		t.Fatalf("running config over a changed patch: %+v", c.Boundary.Violations)
 	}

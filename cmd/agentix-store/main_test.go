@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/agentixtest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,18 +177,18 @@ func TestKeyGenerateNeverOverwrites(t *testing.T) {
 	var res struct {
 		KeyID string `json:"key_id"`
 	}
-	if err := json.Unmarshal(ok(t, dir, nil, "key", "generate", "--json", "--alg", "ecdsa-p256", "--out", k), &res); err != nil || len(res.KeyID) != 64 {
+	if err := json.Unmarshal(ok(t, dir, nil, "key", "generate", "--json", "--alg", "ecdsa-p256", "--output", k), &res); err != nil || len(res.KeyID) != 64 {
 		t.Fatalf("key generate: %v %+v", err, res)
 	}
 	before, _ := os.ReadFile(k)
-	if r := run(t, dir, nil, "key", "generate", "--out", k); r.code != 1 || !bytes.Contains(r.stderr, []byte("exists")) {
+	if r := run(t, dir, nil, "key", "generate", "--output", k); r.code != 1 || !bytes.Contains(r.stderr, []byte("exists")) {
 		t.Fatalf("second generate: exit %d, %q", r.code, r.stderr)
 	}
 	after, _ := os.ReadFile(k)
 	if !bytes.Equal(before, after) {
 		t.Fatal("key generate overwrote a key")
 	}
-	if r := run(t, dir, nil, "key", "generate", "--alg", "rsa", "--out", k+"2"); r.code != 2 {
+	if r := run(t, dir, nil, "key", "generate", "--alg", "rsa", "--output", k+"2"); r.code != 2 {
 		t.Fatalf("unknown alg: exit %d", r.code)
 	}
 }
@@ -200,11 +201,11 @@ func TestConfigApplyAndAdd(t *testing.T) {
 		WitnessKey string `json:"witness_key"`
 	}
 	json.Unmarshal(ok(t, other, nil, "key", "show", "--json"), &pk)
-	ok(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--key", pk.WitnessKey)
-	if r := run(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--key", pk.WitnessKey); r.code == 0 {
+	ok(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--vkey", pk.WitnessKey)
+	if r := run(t, dir, nil, "config", "witness-add", "--url", "http://127.0.0.1:9/log", "--vkey", pk.WitnessKey); r.code == 0 {
 		t.Fatal("duplicate witness accepted")
 	}
-	if r := run(t, dir, nil, "config", "peer-add", "--key", "garbage"); r.code != 2 {
+	if r := run(t, dir, nil, "config", "peer-add", "--vkey", "garbage"); r.code != 2 {
 		t.Fatalf("bad peer key: exit %d", r.code)
 	}
 	keyBefore, _ := os.ReadFile(filepath.Join(dir, "keys", "log.key"))
@@ -228,5 +229,22 @@ func TestConfigApplyAndAdd(t *testing.T) {
 	keyAfter, _ := os.ReadFile(filepath.Join(dir, "keys", "log.key"))
 	if !bytes.Equal(keyBefore, keyAfter) {
 		t.Fatal("config apply touched a key")
+	}
+}
+
+// TestIngestBoundaryFileUnderPolicy: --policy now names the trust policy
+// (as in agentix-verify); an old `ingest --policy BOUNDARY_FILE` is a usage
+// error pointing to --boundary, never read as something else.
+func TestIngestBoundaryFileUnderPolicy(t *testing.T) {
+	dir := initDir(t)
+	ws := agentixtest.Workspace(t, nil)
+	b := filepath.Join(t.TempDir(), "boundary.json")
+	os.WriteFile(b, []byte(`{"denyUnparseableLines": true}`), 0o644)
+	r := run(t, dir, nil, "ingest", "--policy", b, ws)
+	if r.code != 2 || !bytes.Contains(r.stderr, []byte("--boundary")) {
+		t.Fatalf("ingest --policy BOUNDARY: exit %d, stderr %q; want 2 naming --boundary", r.code, r.stderr)
+	}
+	if r := run(t, dir, nil, "ingest", "--boundary", b, ws); r.code != 0 {
+		t.Fatalf("ingest --boundary: exit %d, stderr %q", r.code, r.stderr)
 	}
 }

@@ -276,7 +276,7 @@ func TestPinFromPeer(t *testing.T) {
 func TestRemoteSignedWrites(t *testing.T) {
 	dir := initDir(t)
 	op := filepath.Join(t.TempDir(), "operator.key")
-	ok(t, dir, nil, "key", "generate", "--out", op)
+	ok(t, dir, nil, "key", "generate", "--output", op)
 	pub, _ := os.ReadFile(op + ".pub")
 	// Name the operator as an approver in the node's trust policy.
 	polFile := filepath.Join(dir, "trust-policy.json")
@@ -299,7 +299,7 @@ func TestRemoteSignedWrites(t *testing.T) {
 		t.Fatal("remote cat lost bytes")
 	}
 	stranger := filepath.Join(t.TempDir(), "stranger.key")
-	ok(t, dir, nil, "key", "generate", "--out", stranger)
+	ok(t, dir, nil, "key", "generate", "--output", stranger)
 	if r := run(t, elsewhere, []byte("nope"), "--node", base, "--sign-key", stranger, "add", "-"); r.code != 1 || !bytes.Contains(r.stderr, []byte("401")) {
 		t.Fatalf("stranger's signed add: exit %d %s", r.code, r.stderr)
 	}

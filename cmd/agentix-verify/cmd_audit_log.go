@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/cli"
 	"io"
 	"os"
 	"strings"
@@ -79,7 +80,7 @@ check.`,
 				pol = &audit.Policy{}
 			}
 			if tp == nil && (!pol.SingleOperator() || len(files) > 0) {
-				return &usageError{Msg: "audit-log: approvers and attestations need --trust-policy (the keys that must have signed them)"}
+				return &usageError{Msg: "audit-log: approvers and attestations need --policy (the keys that must have signed them)"}
 			}
 			var in audit.Inputs
 			if len(files) > 0 {
@@ -112,7 +113,8 @@ check.`,
 		},
 	}
 	c.Flags().StringVar(&boundaryPath, "boundary", "", "boundary policy file (tightens the built-in single-operator policy)")
-	c.Flags().StringVar(&trustPath, "trust-policy", "", "trust policy: node, log and approver keys (needed with approvers or attestations)")
+	c.Flags().StringVar(&trustPath, "policy", "", "trust policy FILE: node, log and approver keys (needed with approvers or attestations)")
+	cli.Renamed(c.Flags(), "trust-policy", "policy")
 	c.Flags().StringArrayVar(&attFiles, "attestation", nil, "attestation envelope or bundle file: audit-log/v1, approval/v1, apply/v1, running-config/v1 (repeatable)")
 	c.Flags().StringArrayVar(&snapFiles, "snapshot", nil, "same as --attestation (an audit-log/v1 bundle)")
 	c.Flags().StringArrayVar(&approvalFiles, "approval", nil, "same as --attestation (an approval/v1 envelope)")

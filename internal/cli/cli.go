@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // ExitUsage is the exit status of a usage error.
@@ -48,4 +49,17 @@ func refuseUnknown(c *cobra.Command) {
 		cmd.Usage()
 		return Usagef("%s: which command? (see above)", cmd.CommandPath())
 	}
+}
+
+// Renamed keeps a flag's old spelling working for one release: old sets
+// the same value as the flag now named name, is hidden from help, and using
+// it prints a deprecation notice naming the new spelling. Call it after
+// defining name.
+func Renamed(fs *pflag.FlagSet, old, name string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("cli.Renamed: no flag --" + name)
+	}
+	fs.Var(f.Value, old, f.Usage)
+	fs.MarkDeprecated(old, "use --"+name+" (the same flag name now means the same thing in every agentix command)")
 }

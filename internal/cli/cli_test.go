@@ -43,3 +43,25 @@ func TestSetup(t *testing.T) {
 		}
 	}
 }
+
+func TestRenamed(t *testing.T) {
+	for _, args := range [][]string{{"--output", "x"}, {"-o", "x"}, {"--out", "x"}} {
+		var out string
+		var stderr bytes.Buffer
+		c := &cobra.Command{Use: "gen", RunE: func(*cobra.Command, []string) error { return nil }}
+		c.Flags().StringVarP(&out, "output", "o", "", "where")
+		Renamed(c.Flags(), "out", "output")
+		c.SetErr(&stderr)
+		c.SetOut(&stderr)
+		c.SetArgs(args)
+		if err := c.Execute(); err != nil || out != "x" {
+			t.Fatalf("%q: err %v, output %q", args, err, out)
+		}
+		if deprecated := bytes.Contains(stderr.Bytes(), []byte("use --output")); deprecated != (args[0] == "--out") {
+			t.Errorf("%q: deprecation notice %v, stderr %q", args, deprecated, stderr.String())
+		}
+		if c.Flags().Lookup("out").Hidden != true {
+			t.Errorf("--out is shown in help")
+		}
+	}
+}
