@@ -163,11 +163,11 @@ func putRecord(ctx context.Context, st *store.Store, v any, t schema.Type) (cid.
 }
 
 // LoadStorePathInfo reads the StorePathInfo record c.
-func LoadStorePathInfo(ctx context.Context, st *store.Store, c cid.Cid) (*StorePathInfo, error) {
+func LoadStorePathInfo(ctx context.Context, bs Blocks, c cid.Cid) (*StorePathInfo, error) {
 	if c.Type() != cid.DagCBOR {
 		return nil, fmt.Errorf("%w: %s is not a DAG-CBOR block", ErrBadRecord, c)
 	}
-	blk, err := st.Blockstore().Get(ctx, c)
+	blk, err := bs.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("load StorePathInfo %s: %w", c, err)
 	}
@@ -175,11 +175,11 @@ func LoadStorePathInfo(ctx context.Context, st *store.Store, c cid.Cid) (*StoreP
 }
 
 // LoadClosure reads the Closure record c.
-func LoadClosure(ctx context.Context, st *store.Store, c cid.Cid) (*Closure, error) {
+func LoadClosure(ctx context.Context, bs Blocks, c cid.Cid) (*Closure, error) {
 	if c.Type() != cid.DagCBOR {
 		return nil, fmt.Errorf("%w: %s is not a DAG-CBOR block", ErrBadRecord, c)
 	}
-	blk, err := st.Blockstore().Get(ctx, c)
+	blk, err := bs.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("load Closure %s: %w", c, err)
 	}

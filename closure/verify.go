@@ -25,12 +25,18 @@ type Entry struct {
 	NAR cid.Cid `json:"nar"`
 }
 
+// Blocks is where closure's read functions (Load, Verify, Diff) read
+// records and NARs: a store's *store.Blockstore, or go-car's read-only
+// blockstore over a fetched CAR, which an auditor checks without writing a
+// database. It must return only blocks that hash to their CIDs.
+type Blocks = store.BlockGetter
+
 // Load reads the Closure record c and every StorePathInfo it links to, and
 // checks the records are consistent (sorted unique paths, each entry's path
 // is its record's path, all in the closure's store dir). It does not read
 // NARs; see Verify.
-func Load(ctx context.Context, st *store.Store, c cid.Cid) (*Closure, []Entry, error) {
-	cl, err := LoadClosure(ctx, st, c)
+func Load(ctx context.Context, bs Blocks, c cid.Cid) (*Closure, []Entry, error) {
+	cl, err := LoadClosure(ctx, bs, c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -43,7 +49,7 @@ func Load(ctx context.Context, st *store.Store, c cid.Cid) (*Closure, []Entry, e
 			return nil, nil, err
 		}
 		ic := linkCid(e.Info)
-		spi, err := LoadStorePathInfo(ctx, st, ic)
+		spi, err := LoadStorePathInfo(ctx, bs, ic)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -76,8 +82,8 @@ type VerifyResult struct {
 // are consistent, the root is one of the paths, the closure is complete, and
 // every NAR is read back (each block hash-checked by the store), parsed
 // (CheckNAR) and hashed, and matches its record's narHash and narSize.
-func Verify(ctx context.Context, st *store.Store, c cid.Cid) (*VerifyResult, error) {
-	cl, entries, err := Load(ctx, st, c)
+func Verify(ctx context.Context, bs Blocks, c cid.Cid) (*VerifyResult, error) {
+	cl, entries, err := Load(ctx, bs, c)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +101,7 @@ func Verify(ctx context.Context, st *store.Store, c cid.Cid) (*VerifyResult, err
 	}
 	res := &VerifyResult{Closure: c, Root: cl.Root, Paths: len(entries)}
 	for _, e := range entries {
-		if err := verifyNAR(ctx, st, e); err != nil {
+		if err := verifyNAR(ctx, bs, e); err != nil {
 			return nil, err
 		}
 		res.NarBytes += e.NarSize
@@ -103,8 +109,8 @@ func Verify(ctx context.Context, st *store.Store, c cid.Cid) (*VerifyResult, err
 	return res, nil
 }
 
-func verifyNAR(ctx context.Context, st *store.Store, e Entry) error {
-	f, err := st.Cat(ctx, e.NAR)
+func verifyNAR(ctx context.Context, bs Blocks, e Entry) error {
+	f, err := store.CatFrom(ctx, bs, e.NAR)
 	if err != nil {
 		return fmt.Errorf("NAR of %s: %w", e.Path, err)
 	}
@@ -142,12 +148,12 @@ type DiffResult struct {
 // only in a or only in b, those whose name (the part after "<hash>-") occurs
 // exactly once on each side are paired as Changed (a new build of the same
 // package); the rest are Removed or Added. All lists are sorted.
-func Diff(ctx context.Context, st *store.Store, a, b cid.Cid) (*DiffResult, error) {
-	_, ea, err := Load(ctx, st, a)
+func Diff(ctx context.Context, bs Blocks, a, b cid.Cid) (*DiffResult, error) {
+	_, ea, err := Load(ctx, bs, a)
 	if err != nil {
 		return nil, err
 	}
-	_, eb, err := Load(ctx, st, b)
+	_, eb, err := Load(ctx, bs, b)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +219,7 @@ func pathName(p string) string {
 // ExportCAR writes the closure c (the Closure record, every StorePathInfo and
 // every NAR block) to w as one CARv1 with c as its root.
 func ExportCAR(ctx context.Context, st *store.Store, c cid.Cid, w io.Writer) error {
-	if _, err := LoadClosure(ctx, st, c); err != nil {
+	if _, err := LoadClosure(ctx, st.Blockstore(), c); err != nil {
 		return err
 	}
 	return st.ExportCAR(ctx, w, c, store.ExportOptions{})
@@ -248,11 +254,11 @@ func ImportCAR(ctx context.Context, st *store.Store, db *badger.DB, r io.Reader)
 	c := res.Roots[0]
 	fl.add(c) // already held unless the header parsed only in ImportCAR
 	defer fl.remove([]cid.Cid{c})
-	vr, err := Verify(ctx, st, c)
+	vr, err := Verify(ctx, st.Blockstore(), c)
 	if err != nil {
 		return nil, err
 	}
-	cl, entries, err := Load(ctx, st, c)
+	cl, entries, err := Load(ctx, st.Blockstore(), c)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 )
 
@@ -64,6 +65,10 @@ func New(db *badger.DB, opts Options) *Store {
 
 // Blockstore returns the boxo blockstore over the node's database.
 func (s *Store) Blockstore() *Blockstore { return s.bs }
+
+// Get returns the block c, checked against its CID (see Blockstore.Get), so
+// that a Store is a BlockGetter.
+func (s *Store) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) { return s.bs.Get(ctx, c) }
 
 // DB returns the underlying database.
 func (s *Store) DB() *badger.DB { return s.db }

@@ -502,7 +502,14 @@ func (s *Store) putNew(ctx context.Context, blks []blocks.Block) error {
 // dagGetter is an ipld.NodeGetter straight on the Blockstore: every block is
 // hash-checked by Blockstore.Get, and its errors (*CorruptBlockError,
 // not-found) reach the reader unchanged, also through GetMany.
-type dagGetter struct{ bs *Blockstore }
+// BlockGetter is what reading a DAG needs: *Blockstore, any boxo
+// blockstore.Blockstore and go-car's read-only blockstore over a CAR all
+// satisfy it.
+type BlockGetter interface {
+	Get(ctx context.Context, c cid.Cid) (blocks.Block, error)
+}
+
+type dagGetter struct{ bs BlockGetter }
 
 func (g dagGetter) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	blk, err := g.bs.Get(ctx, c)
@@ -585,7 +592,14 @@ type File struct {
 // reading. The File reads blocks lazily; ctx bounds the whole life of the
 // File. Close releases it.
 func (s *Store) Cat(ctx context.Context, c cid.Cid) (*File, error) {
-	g := dagGetter{s.bs}
+	return CatFrom(ctx, s.bs, c)
+}
+
+// CatFrom is Cat over the blocks of bs, which need not be a Store (a CAR
+// read through go-car's read-only blockstore, say). bs is trusted to
+// return blocks that hash to their CIDs, as *Blockstore checks.
+func CatFrom(ctx context.Context, bs BlockGetter, c cid.Cid) (*File, error) {
+	g := dagGetter{bs}
 	nd, err := g.Get(ctx, c)
 	if err != nil {
 		return nil, fmt.Errorf("cat %s: %w", c, err)

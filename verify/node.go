@@ -7,12 +7,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
+	carbs "github.com/ipld/go-car/v2/blockstore"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/client"
@@ -20,8 +20,6 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
-	"github.com/agentix/agentix-store/internal/kv"
-	"github.com/agentix/agentix-store/store"
 )
 
 // ErrBypass: an apply names a patch no verified proposal attestation (a
@@ -41,7 +39,7 @@ type NodeOptions struct {
 	State   *State       // auditor state for the node's log (nil: none)
 	Shallow bool         // check the closure's root record only
 	HTTP    *http.Client // nil: http.DefaultClient
-	TempDir string       // where the fetched closure is checked ("" : os.TempDir)
+	TempDir string       // where configuration source states are rebuilt ("": os.TempDir)
 	// Rebuild builds the latest link's toplevel with this auditor's Nix
 	// and compares every path's NAR hash with the node's closure.
 	Rebuild bool
@@ -337,23 +335,18 @@ func (na *nodeAudit) closure(ref attest.ClosureRef) {
 		r.Fail("closure", nil, ref.CID, err)
 		return
 	}
-	dir, err := os.MkdirTemp(na.o.TempDir, "agentix-verify-closure-")
+	// The CAR is read in place through go-car's read-only blockstore,
+	// once every block is checked against its CID: nothing is written.
+	if err := checkCARBlocks(b); err != nil {
+		r.Fail("closure", nil, ref.CID, err)
+		return
+	}
+	st, err := carbs.NewReadOnly(bytes.NewReader(b), nil)
 	if err != nil {
-		r.Fail("closure", nil, ref.CID, unavailable("%v", err))
+		r.Fail("closure", nil, ref.CID, unavailable("closure CAR: %v", err))
 		return
 	}
-	defer os.RemoveAll(dir)
-	db, err := kv.Open(dir, kv.Options{})
-	if err != nil {
-		r.Fail("closure", nil, ref.CID, unavailable("%v", err))
-		return
-	}
-	defer db.Close()
-	st := store.New(db, store.Options{})
-	if _, err := st.ImportCAR(na.ctx, bytes.NewReader(b), store.ImportOptions{}); err != nil {
-		r.Fail("closure", nil, ref.CID, fmt.Errorf("%w: %v", attest.ErrBlockMismatch, err))
-		return
-	}
+	defer st.Close()
 	vr, err := closure.Verify(na.ctx, st, c)
 	if err != nil {
 		r.Fail("closure", nil, ref.CID, err)
