@@ -159,7 +159,7 @@
             };
             goMemLimit = lib.mkOption {
               type = lib.types.str;
-              default = "160MiB";
+              default = "128MiB";
               description = "GOMEMLIMIT of the daemon: the Go runtime's soft memory limit, below memoryMax (badger's mapped files take the rest).";
             };
           };

@@ -88,7 +88,7 @@ let
     [ "attestRunningSystem" "bool" true ]
     [ "supplementaryGroups" "listOf" [ ] ]
     [ "memoryMax" "str" "256M" ]
-    [ "goMemLimit" "str" "160MiB" ]
+    [ "goMemLimit" "str" "128MiB" ]
   ];
   check = cond: msg: if cond then true else throw "check-module: ${msg}";
   optionChecks = map
@@ -118,7 +118,7 @@ let
     (check (off.svc.serviceConfig.ExecStart == "/nix/store/stub-agentix-store/bin/agentix-store serve --no-follow") "attestRunningSystem = false: ExecStart is ${off.svc.serviceConfig.ExecStart}")
     (check (sc.ProtectHome == "read-only") "ProtectHome is ${toString sc.ProtectHome}, want read-only")
     (check (sc.ReadOnlyPaths == [ "-/home/operator/nixos-config" ]) "ReadOnlyPaths ${builtins.toJSON sc.ReadOnlyPaths}")
-    (check (sc.MemoryMax == "256M" && ws.svc.environment.GOMEMLIMIT == "160MiB") "MemoryMax/GOMEMLIMIT")
+    (check (sc.MemoryMax == "256M" && ws.svc.environment.GOMEMLIMIT == "128MiB") "MemoryMax/GOMEMLIMIT")
     (check (ws.svc.environment.NIX_REMOTE == "daemon" && builtins.elem "AF_UNIX" sc.RestrictAddressFamilies) "Nix daemon socket access")
     (check (sc.DynamicUser && sc.ProtectSystem == "strict") "DynamicUser, ProtectSystem=strict")
     (check (builtins.all (a: a.assertion) ws.c.content.assertions && builtins.all (a: a.assertion) off.c.content.assertions) "assertions hold for valid settings")

@@ -41,7 +41,7 @@ func mappedKB(t *testing.T, suffix string) int64 {
 
 // TestReleaseLogPagesTables: tables that compactions and reads have
 // brought into the process's resident set leave it on ReleaseLogPages
-// (the daemon calls it every 2 s), so a busy node's RSS does not grow with
+// (the daemon calls it every 500 ms), so a busy node's RSS does not grow with
 // the tables it has read; the data is still read back intact.
 func TestReleaseLogPagesTables(t *testing.T) {
 	db, err := Open(t.TempDir(), Options{})
