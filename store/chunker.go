@@ -99,8 +99,14 @@ func (c Chunker) singleChunkMax() int {
 	return n
 }
 
-// Splitter returns boxo's splitter for c over r.
+// Splitter returns the splitter for c over r: boxo's size splitter, or for
+// buzhash pooledBuzhash, which cuts exactly where boxo's does but takes its
+// chunks from the buffer pool. Both splitters' chunks come from the pool
+// and may be returned to it (pool.Put) once nothing refers to them.
 func (c Chunker) Splitter(r io.Reader) chunk.Splitter {
+	if c.String() == "buzhash" {
+		return newPooledBuzhash(r)
+	}
 	spl, err := chunk.FromString(r, c.String())
 	if err != nil {
 		// Unreachable: c was validated by ParseChunker.

@@ -175,10 +175,9 @@ func (s *Store) addLocked(ctx context.Context, r io.Reader, ch Chunker, progress
 	r = io.MultiReader(bytes.NewReader(peek), r)
 
 	ps := newPrehashSplitter(ctx, ch.Splitter(r))
-	// Size-N chunks come from the buffer pool and are worth returning to
-	// it; buzhash allocates every chunk afresh and never takes from the pool,
-	// so returning its chunks would only pile them up there.
-	w := newBatchWriter(ctx, s, ch.String() != "buzhash")
+	// Both splitters take every chunk from the buffer pool (see
+	// Chunker.Splitter): return them to it once written.
+	w := newBatchWriter(ctx, s, true)
 
 	params := helpers.DagBuilderParams{
 		Maxlinks:   helpers.DefaultLinksPerBlock,
