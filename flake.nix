@@ -17,7 +17,7 @@
           # NAR hash of `go mod vendor` (computed with `nix hash path`); recompute
           # after go.mod changes, or with
           # `nix build .#agentix-store 2>&1 | grep got:`.
-          vendorHash = "sha256-16AkGyDY0ZRKj1LoYETmeTORQA2FoapJF9EXpkd1Mrc=";
+          vendorHash = "sha256-z0mhJVTOs6ZInZ0PY0uOCFTvsAO2QC9FZ1X8laPk/Zs=";
           subPackages = [ "cmd/agentix-store" "cmd/agentix-verify" ];
           # The test suite needs real Nix, Kubo and loopback daemons; CI
           # (.ci/run) runs it.
