@@ -16,8 +16,8 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
-	alog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 )
 
 // BundleMediaType identifies the bundle format (version 1).
@@ -105,7 +105,7 @@ type BlockGetter interface {
 // LogReader is the part of the node's log a bundle is built from
 // (*log.Log satisfies it).
 type LogReader interface {
-	Checkpoint(ctx context.Context) (alog.SignedCheckpoint, error)
+	Checkpoint(ctx context.Context) (tlog.SignedCheckpoint, error)
 	InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error)
 }
 

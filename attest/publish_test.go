@@ -11,15 +11,15 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentix/agentix-store/internal/kv"
-	alog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 )
 
 // testNode is a real node: badger on disk, block store and log.
 type testNode struct {
 	db      *badger.DB
 	store   *store.Store
-	log     *alog.Log
+	log     *tlog.Log
 	logVKey string
 	pub     *Publisher
 }
@@ -38,7 +38,7 @@ func newTestNode(t testing.TB) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := alog.Open(db, alog.Options{Signer: ns})
+	l, err := tlog.Open(db, tlog.Options{Signer: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

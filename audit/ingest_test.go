@@ -18,9 +18,9 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/kv"
-	alog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 )
 
 type testNode struct {
@@ -41,7 +41,7 @@ func newNode(t testing.TB, attested bool) *testNode {
 	}
 	n := &testNode{db: db, st: store.New(db, store.Options{})}
 	n.ing = NewIngester(n.st, db)
-	var l *alog.Log
+	var l *tlog.Log
 	if attested {
 		skey, _, err := note.GenerateKey(rand.Reader, "test.agentix.dev/audit")
 		if err != nil {
@@ -51,7 +51,7 @@ func newNode(t testing.TB, attested bool) *testNode {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if l, err = alog.Open(db, alog.Options{Signer: ns}); err != nil {
+		if l, err = tlog.Open(db, tlog.Options{Signer: ns}); err != nil {
 			t.Fatal(err)
 		}
 		n.pub = &attest.Publisher{Blocks: n.st.Blockstore(), Log: l, Index: attest.NewIndex(db)}

@@ -10,7 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentix/agentix-store/internal/api"
-	tlog "github.com/agentix/agentix-store/log"
+	"github.com/agentix/agentix-store/tlog"
 	"github.com/spf13/cobra"
 )
 

@@ -16,8 +16,8 @@ import (
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/cli"
-	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 	"github.com/ipfs/go-cid"
 )
 

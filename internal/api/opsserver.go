@@ -15,8 +15,8 @@ import (
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/cli"
 	"github.com/agentix/agentix-store/internal/node"
-	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 	sjson "github.com/go-json-experiment/json"
 	"github.com/ipfs/go-cid"
 )

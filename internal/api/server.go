@@ -14,8 +14,8 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/node"
-	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	mc "github.com/multiformats/go-multicodec"

@@ -9,8 +9,8 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/kv"
-	tlog "github.com/agentix/agentix-store/log"
 	"github.com/agentix/agentix-store/store"
+	"github.com/agentix/agentix-store/tlog"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"
 	fnote "github.com/transparency-dev/formats/note"

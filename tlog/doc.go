@@ -1,4 +1,4 @@
-// Package log is the node's append-only transparency log: RFC 6962 Merkle
+// Package tlog is the node's append-only transparency log: RFC 6962 Merkle
 // tree hashing, C2SP tlog-checkpoint checkpoints signed as C2SP signed notes,
 // reads per C2SP tlog-tiles, and witnessing per C2SP tlog-witness and
 // tlog-cosignature, so that software nobody here wrote (Tessera's client, any
@@ -65,4 +65,4 @@
 // depend on the indexer having caught up), the tree state (size and compact
 // range) and the latest checkpoint note. Under kv.PrefixWitness: per peer
 // origin, the size and root last cosigned.
-package log
+package tlog

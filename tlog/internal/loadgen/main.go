@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/internal/kv"
-	tlog "github.com/agentix/agentix-store/log"
+	"github.com/agentix/agentix-store/tlog"
 	"golang.org/x/mod/sumdb/note"
 )
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Side-by-side append benchmark: Tessera's POSIX conformance log and this
 # repository's log, both driven over loopback HTTP (POST /add, 512-byte
-# entries) by log/internal/loadgen, at 1 and 256 concurrent writers.
+# entries) by tlog/internal/loadgen, at 1 and 256 concurrent writers.
 #
 # Tessera is installed with `go install` from the Go module proxy into a
 # temporary directory; none of its source is kept in this repository.
 #
-#   log/bench/tessera.sh                 # 10 s per run
-#   DURATION=5s WRITERS="1 16 256" log/bench/tessera.sh
+#   tlog/bench/tessera.sh                 # 10 s per run
+#   DURATION=5s WRITERS="1 16 256" tlog/bench/tessera.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,7 +25,7 @@ trap cleanup EXIT
 
 echo "# installing github.com/transparency-dev/tessera/cmd/conformance/posix@$VERSION" >&2
 GOBIN="$work/bin" go install "github.com/transparency-dev/tessera/cmd/conformance/posix@$VERSION"
-go build -o "$work/loadgen" ./log/internal/loadgen
+go build -o "$work/loadgen" ./tlog/internal/loadgen
 
 mkdir -p "$work/tessera"
 LOG_PRIVATE_KEY=$("$work/loadgen" -genkey tessera.example/bench) \

@@ -1,4 +1,4 @@
-package log_test
+package tlog_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/agentix/agentix-store/internal/kv"
-	tlog "github.com/agentix/agentix-store/log"
+	"github.com/agentix/agentix-store/tlog"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
