@@ -17,7 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentix/agentix-store/attest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 	"github.com/agentix/agentix-store/tlog"

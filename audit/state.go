@@ -8,7 +8,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 )
 
 // Key layout under kv.PrefixAudit ("x/"), per workspace name W (its bytes

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/closure/nixtest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 )
 

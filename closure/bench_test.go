@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/closure/nixtest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/agentix/agentix-store/closure"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/agentix/agentix-store/closure/nixtest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"

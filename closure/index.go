@@ -13,7 +13,7 @@ import (
 	"time"
 	"weak"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"

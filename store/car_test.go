@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"

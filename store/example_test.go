@@ -7,7 +7,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 )
 

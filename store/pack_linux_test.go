@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"golang.org/x/sys/unix"
 )

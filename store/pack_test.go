@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	blocks "github.com/ipfs/go-block-format"
 )

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
 	chunk "github.com/ipfs/boxo/chunker"

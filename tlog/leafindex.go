@@ -11,7 +11,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/dgraph-io/badger/v4"
 )
 

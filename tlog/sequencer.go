@@ -6,7 +6,7 @@ import (
 	"maps"
 	"time"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/transparency-dev/merkle/compact"
 )
 

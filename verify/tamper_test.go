@@ -22,8 +22,8 @@ import (
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/closure"
-	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/schemas"
 	"github.com/agentix/agentix-store/store"
 )

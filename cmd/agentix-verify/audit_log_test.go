@@ -11,7 +11,7 @@ import (
 
 	"github.com/agentix/agentix-store/audit"
 	"github.com/agentix/agentix-store/internal/agentixtest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 )
 

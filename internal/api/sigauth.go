@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/agentix/agentix-store/kv"
 	"hash"
 	"io"
 	"net/http"
@@ -73,11 +74,10 @@ func SignRequest(req *http.Request, s *attest.Signer, bodySHA256 []byte, now tim
 	return nil
 }
 
-// prefixNonce is the badger key space of seen request nonces:
-// "n/" <key id> "/" <nonce> → empty, with a badger TTL of TS+SigWindow
-// (plus a minute of margin). (kv's other prefixes are listed in
-// internal/kv; this one belongs to this package.)
-var prefixNonce = []byte("n/")
+// prefixNonce is the badger key space of seen request nonces
+// (kv.PrefixNonces): "n/" <key id> "/" <nonce> → empty, with a badger TTL of
+// TS+SigWindow (plus a minute of margin).
+var prefixNonce = kv.PrefixNonces
 
 // nonceMargin is kept past a nonce's window, for clock steps.
 const nonceMargin = time.Minute

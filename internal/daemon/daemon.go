@@ -15,8 +15,8 @@ import (
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/api"
 	"github.com/agentix/agentix-store/internal/follow"
-	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )

@@ -20,8 +20,8 @@ import (
 
 	"github.com/agentix/agentix-store/attest"
 	"github.com/agentix/agentix-store/internal/api"
-	"github.com/agentix/agentix-store/internal/kv"
 	"github.com/agentix/agentix-store/internal/node"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ipfs/go-cid"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/store"
 	"github.com/agentix/agentix-store/tlog"
 	"github.com/dgraph-io/badger/v4"

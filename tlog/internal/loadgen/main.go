@@ -19,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/agentix/agentix-store/internal/kv"
+	"github.com/agentix/agentix-store/kv"
 	"github.com/agentix/agentix-store/tlog"
 	"golang.org/x/mod/sumdb/note"
 )

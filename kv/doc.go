@@ -1,8 +1,12 @@
-// Package kv opens the node's single badger/v4 database.
+// Package kv opens the node's single badger/v4 database: it is the one
+// storage seam of the store, the log and the records built on them.
 //
 // Every persistent part of a node (the block store, pins, the transparency
 // log, attestation indexes) lives in one badger database under
-// <data dir>/badger, each in its own key space. Package kv owns the options
+// <data dir>/badger, each in its own key space. store.New, tlog.Open,
+// attest.NewIndex, audit.NewIngester and closure's functions take the
+// *badger.DB that [Open] returns, so an outside program opens a store or a
+// log with this package and theirs alone. Package kv owns the options
 // that database is opened with and turns badger's directory-lock failure into
 // a typed error, [ErrLocked], that names the data directory.
 //
@@ -11,12 +15,13 @@
 //
 //	"b/"  blocks, keyed by multihash (package store)
 //	"p/"  pins (package store)
-//	"l/"  transparency log (package log)
-//	"w/"  witness state (package log)
+//	"l/"  transparency log (package tlog)
+//	"w/"  witness state (package tlog)
 //	"a/"  attestation indexes (package attest)
 //	"x/"  audit-log ingest state (package audit)
 //	"c/"  closure indexes (package closure)
 //	"q/"  pins in progress: DAGs being fetched from peers (package store)
+//	"n/"  seen signed-request nonces, with a TTL (the node's API)
 //
 // Large blocks are not stored in badger: package store appends them to pack
 // files in <data dir>/packs ([PacksDir]) and keeps only their location under

@@ -21,6 +21,7 @@ var (
 	PrefixAudit   = []byte("x/")
 	PrefixClosure = []byte("c/")
 	PrefixPending = []byte("q/")
+	PrefixNonces  = []byte("n/")
 )
 
 // ErrLocked is returned (wrapped in a *LockedError) when another process holds
