@@ -73,6 +73,7 @@ type childRun struct {
 	d      time.Duration
 	peakMB float64
 	allocs uint64
+	bytes  uint64 // heap bytes allocated
 	reused int
 }
 
@@ -103,7 +104,7 @@ func importInChild(b *testing.B, roots ...string) childRun {
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		b.Fatal(err)
 	}
-	return childRun{d: time.Duration(res.NS), peakMB: maxRSS(cmd.ProcessState), allocs: res.Allocs, reused: res.Reused}
+	return childRun{d: time.Duration(res.NS), peakMB: maxRSS(cmd.ProcessState), allocs: res.Allocs, bytes: res.Bytes, reused: res.Reused}
 }
 
 // nixCopyRun runs `nix copy --to file://DIR?compression=none root` into a
@@ -127,12 +128,13 @@ func nixCopyRun(b *testing.B, root string) childRun {
 func sideBySide(b *testing.B, narBytes int64, root string, before ...string) {
 	var imp, cp time.Duration
 	var impPeak, cpPeak float64
-	var allocs uint64
+	var allocs, allocBytes uint64
 	for range b.N {
 		r := importInChild(b, append(before, root)...)
 		imp += r.d
 		impPeak = max(impPeak, r.peakMB)
 		allocs += r.allocs
+		allocBytes += r.bytes
 		c := nixCopyRun(b, root)
 		cp += c.d
 		cpPeak = max(cpPeak, c.peakMB)
@@ -145,6 +147,7 @@ func sideBySide(b *testing.B, narBytes int64, root string, before ...string) {
 	b.ReportMetric(impPeak, "import-peak-MB")
 	b.ReportMetric(cpPeak, "nix-copy-peak-MB")
 	b.ReportMetric(float64(allocs)/nb, "import-allocs/op")
+	b.ReportMetric(float64(allocBytes)/nb/1e6, "import-alloc-MB/op")
 	b.ReportMetric(cp.Seconds()/imp.Seconds(), "speedup")
 }
 

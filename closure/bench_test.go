@@ -22,6 +22,7 @@ import (
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
+	"github.com/nix-community/go-nix/pkg/nixbase32"
 )
 
 // The large path of the benchmarks: a tree of AGENTIX_BENCH_TREE_MB MiB
@@ -500,3 +501,70 @@ func BenchmarkPinFrom800Paths(b *testing.B) {
 	b.ReportMetric(float64(res.NarBytes)*float64(b.N)/pin.Seconds()/1e6, "pin-from-MB/s")
 	b.ReportMetric(pin.Seconds()/cp.Seconds(), "ratio")
 }
+
+// BenchmarkCacheHandler800Paths serves, in-process (no HTTP client, no Nix),
+// what `nix copy --from` asks our cache for the system-shaped closure: every
+// path's narinfo, then every NAR. ns/op is one whole closure; the metrics
+// are the time per narinfo and per NAR request.
+func BenchmarkCacheHandler800Paths(b *testing.B) {
+	n := nixtest.Require(b)
+	a, _ := packageClosures(b, n)
+	p := a[len(a)-1]
+	st, db := newStore(b)
+	if _, err := Import(context.Background(), st, db, &LocalNix{}, p, ImportOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	sk, _, _ := signature.GenerateKeypair("bench-1", nil)
+	h, err := NewCacheHandler(st, db, sk, CacheOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var paths []PathInfo
+	for _, q := range a {
+		c, err := LookupHashPart(db, hashPart(q))
+		if err != nil {
+			b.Fatal(err)
+		}
+		spi, err := LoadStorePathInfo(context.Background(), st, c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pi, err := spi.PathInfo()
+		if err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, pi)
+	}
+	get := func(url string) {
+		w := &discardResponse{h: http.Header{}}
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))
+		if w.status != 0 && w.status != http.StatusOK {
+			b.Fatalf("GET %s: %d", url, w.status)
+		}
+	}
+	var ni, nar time.Duration
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		for _, pi := range paths {
+			get("/" + hashPart(pi.Path) + ".narinfo")
+		}
+		t1 := time.Now()
+		for _, pi := range paths {
+			get("/nar/" + nixbase32.EncodeToString(pi.NarHash.Digest()) + ".nar")
+		}
+		ni += t1.Sub(t0)
+		nar += time.Since(t1)
+	}
+	b.ReportMetric(float64(ni.Microseconds())/float64(b.N*len(paths)), "narinfo-µs")
+	b.ReportMetric(float64(nar.Microseconds())/float64(b.N*len(paths)), "nar-µs")
+}
+
+type discardResponse struct {
+	h      http.Header
+	status int
+}
+
+func (d *discardResponse) Header() http.Header         { return d.h }
+func (d *discardResponse) WriteHeader(code int)        { d.status = code }
+func (d *discardResponse) Write(p []byte) (int, error) { return len(p), nil }
