@@ -5,6 +5,7 @@ package kv
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -120,7 +121,9 @@ func ReleaseLogPages(db *badger.DB) error {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		if t, err := os.Readlink("/proc/self/map_files/" + f[0]); err != nil || t != f[5] {
+		// map_files names ranges without maps' zero padding; readable by
+		// the process itself, no capability needed.
+		if t, err := os.Readlink(fmt.Sprintf("/proc/self/map_files/%x-%x", start, end)); err != nil || t != f[5] {
 			continue // unmapped (or remapped) since maps was read
 		}
 		if _, _, e := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_DONTNEED); e != 0 {
