@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/agentix/agentix-store/internal/clitest"
 	"github.com/agentix/agentix-store/internal/nixostest"
 	"io"
 	"net/http"
@@ -22,20 +23,13 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "agentix-e2e-bin")
+	store, _, err := clitest.Binaries()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	out, err := exec.Command("go", "build", "-o", tmp+"/", "../cmd/agentix-store", "../cmd/agentix-verify").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	binDir = tmp
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	binDir = filepath.Dir(store)
+	os.Exit(m.Run())
 }
 
 type res struct {

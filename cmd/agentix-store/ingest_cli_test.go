@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,28 +32,9 @@ const (
 	predApply    = attest.PredicateApply
 )
 
-var (
-	verifyOnce sync.Once
-	verifyBin  string
-	verifyErr  error
-)
-
-// verifyBinary builds agentix-verify once, next to the agentix-store binary
-// (removed by TestMain).
-func verifyBinary(t *testing.T) string {
-	t.Helper()
-	verifyOnce.Do(func() {
-		verifyBin = filepath.Join(filepath.Dir(bin), "agentix-verify")
-		out, err := exec.Command("go", "build", "-o", verifyBin, "../agentix-verify").CombinedOutput()
-		if err != nil {
-			verifyErr = fmt.Errorf("build agentix-verify: %v\n%s", err, out)
-		}
-	})
-	if verifyErr != nil {
-		t.Fatal(verifyErr)
-	}
-	return verifyBin
-}
+// verifyBinary is the agentix-verify binary (built with agentix-store, see
+// TestMain).
+func verifyBinary(t *testing.T) string { return verifyBin }
 
 // verify runs agentix-verify with args.
 func verify(t *testing.T, args ...string) result {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/agentix/agentix-store/internal/agentixtest"
+	"github.com/agentix/agentix-store/internal/clitest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,24 +13,17 @@ import (
 	"testing"
 )
 
-// bin is the agentix-store binary built once for the tests in this package.
-var bin string
+// bin and verifyBin are the CLIs, built once per source state for every
+// CLI test package (internal/clitest).
+var bin, verifyBin string
 
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "agentix-store-bin")
-	if err != nil {
+	var err error
+	if bin, verifyBin, err = clitest.Binaries(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	bin = filepath.Join(tmp, "agentix-store")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build agentix-store: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 type result struct {

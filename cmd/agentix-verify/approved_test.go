@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/agentix/agentix-store/internal/clitest"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -228,9 +229,9 @@ func TestCheckApproved(t *testing.T) {
 // --approval files; the patch is named by file, Patch record CID and the
 // UnixFS CID of its bytes.
 func TestCLIApproved(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "agentix-verify")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	_, bin, err := clitest.Binaries()
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	k := newApproverKit(t, 4, 3, 2)

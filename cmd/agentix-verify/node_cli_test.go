@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/agentix/agentix-store/internal/clitest"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -22,9 +23,9 @@ import (
 // the committed binary cache, running config after the apply) exits 0;
 // after the agent applies an unproposed patch, 1.
 func TestCLINode(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "agentix-verify")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	_, bin, err := clitest.Binaries()
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "n")

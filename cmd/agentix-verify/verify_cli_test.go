@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/agentix/agentix-store/internal/clitest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +17,9 @@ import (
 // TestCLIExitCodes drives the real binary: 0 for a proven bundle, 1 for a
 // tampered one, 2 for a missing --policy, 3 for an unreachable log.
 func TestCLIExitCodes(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "agentix-verify")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	_, bin, err := clitest.Binaries()
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "n")
 	n, err := node.Open(dir, node.OpenOptions{Init: true, Name: "alpha"})
