@@ -85,7 +85,7 @@ type daemon struct {
 // start runs `agentix-store serve` on dir on a free loopback port.
 func start(t *testing.T, dir string) *daemon {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "agentix-store"), "--dir", dir, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(filepath.Join(binDir, "agentix-store"), "--dir", dir, "serve", "--listen", "127.0.0.1:0", "--no-follow")
 	cmd.Env = append(os.Environ(), "AGENTIX_STORE_DIR=")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {

@@ -202,7 +202,7 @@ func httpGet(t *testing.T, u string) []byte {
 // that stops it, failing the test unless it exits 0.
 func serveUntil(t *testing.T, dir string) (string, func()) {
 	t.Helper()
-	cmd := exec.Command(bin, "--dir", dir, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "--dir", dir, "serve", "--listen", "127.0.0.1:0", "--no-follow")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

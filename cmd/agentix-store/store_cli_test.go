@@ -111,7 +111,7 @@ func TestPinGCAndCARAcrossNodes(t *testing.T) {
 // its base URL; the daemon is stopped with SIGTERM at the end of the test.
 func startDaemon(t *testing.T, dir string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--dir", dir, "serve", "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "--dir", dir, "serve", "--listen", "127.0.0.1:0", "--no-follow")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
