@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,6 +33,86 @@ type childResult struct {
 	Allocs uint64 `json:"allocs"` // heap allocations during it
 	Bytes  uint64 `json:"bytes"`  // heap bytes allocated during it
 	Reused int    `json:"reused"` // paths reused by it
+	// At the highest VmRSS sampled (every 2 ms), AGENTIX_BENCH_RSS=1 only:
+	// /proc/self/status's RssAnon and RssFile, and the Go runtime's
+	// memory (runtime/metrics /memory/classes/total:bytes) and heap
+	// objects, in MB.
+	PeakRSS  float64 `json:"peak_rss,omitempty"`
+	PeakAnon float64 `json:"peak_anon,omitempty"`
+	PeakFile float64 `json:"peak_file,omitempty"`
+	PeakGo   float64 `json:"peak_go,omitempty"`
+	PeakHeap float64 `json:"peak_heap,omitempty"`
+}
+
+// residentByFile sums /proc/self/smaps' Rss by mapped file (base name,
+// or the kind of anonymous mapping), in MB, largest first.
+func residentByFile() string {
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		return err.Error()
+	}
+	by := map[string]float64{}
+	name := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			name = "[anon]"
+			if len(f) >= 6 {
+				name = filepath.Base(f[5])
+				if strings.HasSuffix(name, ".vlog") || strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".mem") {
+					name = "*" + filepath.Ext(name) + " " + name
+				}
+			}
+		case len(f) == 3 && f[0] == "Rss:":
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			by[name] += kb / 1024
+		}
+	}
+	var out []string
+	for k, v := range by {
+		if v >= 0.5 {
+			out = append(out, fmt.Sprintf("%s=%.1f", k, v))
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+// sampleRSS samples the process's memory every 2 ms until stop is closed
+// and records the breakdown at the highest VmRSS in res.
+func sampleRSS(res *childResult, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	samples := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+	field := func(status, name string) float64 {
+		_, rest, ok := strings.Cut(status, name+":")
+		if !ok {
+			return 0
+		}
+		line, _, _ := strings.Cut(rest, "\n")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(line), " kB"), 64)
+		return kb / 1024
+	}
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		b, err := os.ReadFile("/proc/self/status")
+		if err != nil {
+			return
+		}
+		st := string(b)
+		if rss := field(st, "VmRSS"); rss > res.PeakRSS {
+			metrics.Read(samples)
+			res.PeakRSS, res.PeakAnon, res.PeakFile = rss, field(st, "RssAnon"), field(st, "RssFile")
+			res.PeakGo = float64(samples[0].Value.Uint64()) / (1 << 20)
+			res.PeakHeap = float64(samples[1].Value.Uint64()) / (1 << 20)
+		}
+	}
 }
 
 // TestImportChild is not a test: it is the child process of the
@@ -47,6 +131,11 @@ func TestImportChild(t *testing.T) {
 	}
 	st := store.New(db, store.Options{})
 	var res childResult
+	if os.Getenv("AGENTIX_BENCH_RSS") == "1" {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go sampleRSS(&res, stop, done)
+		defer func() { close(stop); <-done; out, _ := json.Marshal(res); fmt.Printf("AGENTIX-CHILD-RSS %s\n", out) }()
+	}
 	list := strings.Split(roots, ",")
 	for i, root := range list {
 		var m0, m1 runtime.MemStats
@@ -61,6 +150,9 @@ func TestImportChild(t *testing.T) {
 			runtime.ReadMemStats(&m1)
 			res.Allocs, res.Bytes, res.Reused = m1.Mallocs-m0.Mallocs, m1.TotalAlloc-m0.TotalAlloc, r.Reused
 		}
+	}
+	if os.Getenv("AGENTIX_BENCH_RSS") == "1" {
+		fmt.Printf("AGENTIX-CHILD-SMAPS %s\n", residentByFile())
 	}
 	st.Close()
 	db.Close()
@@ -100,6 +192,14 @@ func importInChild(b *testing.B, roots ...string) childRun {
 		b.Fatalf("import child printed no result:\n%s", stdout.String())
 	}
 	line, _, _ = strings.Cut(line, "\n")
+	if _, rss, ok := strings.Cut(stdout.String(), "AGENTIX-CHILD-RSS "); ok {
+		rss, _, _ = strings.Cut(rss, "\n")
+		b.Logf("import child memory at its peak RSS (MB): %s", rss)
+	}
+	if _, sm, ok := strings.Cut(stdout.String(), "AGENTIX-CHILD-SMAPS "); ok {
+		sm, _, _ = strings.Cut(sm, "\n")
+		b.Logf("import child resident by mapping at its end (MB): %s", sm)
+	}
 	var res childResult
 	if err := json.Unmarshal([]byte(line), &res); err != nil {
 		b.Fatal(err)
