@@ -145,7 +145,7 @@
             attestRunningSystem = lib.mkOption {
               type = lib.types.bool;
               default = true;
-              description = "Attest the running system (/run/current-system) each time it changes, so after `nixos-rebuild switch` the node attests the new system with nobody running a command. false runs the daemon with --no-follow, which also stops following workspaces (so it requires workspaces = [ ]).";
+              description = "Attest the running system (/run/current-system) each time it changes, so after `nixos-rebuild switch` the node attests the new system with nobody running a command. false runs the daemon with --no-running-system: it still follows the workspaces, but neither imports nor attests the running system.";
             };
             supplementaryGroups = lib.mkOption {
               type = lib.types.listOf lib.types.str;
@@ -165,10 +165,6 @@
           };
 
           config = lib.mkIf cfg.enable {
-            assertions = [{
-              assertion = cfg.attestRunningSystem || cfg.workspaces == [ ];
-              message = "services.agentix-store: attestRunningSystem = false stops the daemon's follower, which also follows the workspaces; set workspaces = [ ] or attestRunningSystem = true.";
-            }];
             networking.firewall.allowedTCPPorts = lib.mkIf cfg.openFirewall [
               (lib.toInt (lib.last (lib.splitString ":" cfg.listen)))
             ];
@@ -191,7 +187,7 @@
                   "${bin} init --name ${lib.escapeShellArg cfg.name}"
                   "${bin} config apply ${settings}"
                 ];
-                ExecStart = "${bin} serve" + lib.optionalString (!cfg.attestRunningSystem) " --no-follow";
+                ExecStart = "${bin} serve" + lib.optionalString (!cfg.attestRunningSystem) " --no-running-system";
                 MemoryMax = cfg.memoryMax;
                 SupplementaryGroups = cfg.supplementaryGroups;
                 CacheDirectory = "agentix-store";

@@ -17,9 +17,9 @@ func init() { register(newServeCmd) }
 
 func newServeCmd() *cobra.Command {
 	var listen, runningSystem string
-	var verbose, noFollow bool
+	var verbose, noFollow, noRunning bool
 	c := &cobra.Command{
-		Use:   "serve [--listen ADDR] [--running-system PATH] [--no-follow]",
+		Use:   "serve [--listen ADDR] [--running-system PATH | --no-running-system] [--no-follow]",
 		Short: "Run the node daemon (initialises the data directory on first run); it follows the node: ingests the configured workspaces as Agentix appends, attests the running system each time it changes",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -36,6 +36,9 @@ func newServeCmd() *cobra.Command {
 			dir, err := a.dir()
 			if err != nil {
 				return err
+			}
+			if runningSystem != "" && noRunning {
+				return usagef("--running-system and --no-running-system: choose one")
 			}
 			if runningSystem != "" {
 				if runningSystem, err = filepath.Abs(runningSystem); err != nil {
@@ -62,7 +65,7 @@ func newServeCmd() *cobra.Command {
 			defer os.Remove(addrFile)
 			logger.Info("serving", "dir", n.Dir, "addr", "http://"+l.Addr().String(), "node", n.Config.Name, "log", n.Config.Origin)
 			err = daemon.Serve(cmd.Context(), n, l, daemon.Options{Logger: logger, Metrics: metrics,
-				Follow: !noFollow, FollowOptions: follow.Options{RunningSystem: runningSystem}})
+				Follow: !noFollow, FollowOptions: follow.Options{RunningSystem: runningSystem, NoRunningSystem: noRunning}})
 			logger.Info("stopped")
 			return err
 		},
@@ -71,5 +74,6 @@ func newServeCmd() *cobra.Command {
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every request")
 	c.Flags().StringVar(&runningSystem, "running-system", "", "symlink to the running NixOS system to follow (default from config runningSystem: "+node.DefaultRunningSystem+")")
 	c.Flags().BoolVar(&noFollow, "no-follow", false, "follow neither workspaces nor the running system")
+	c.Flags().BoolVar(&noRunning, "no-running-system", false, "follow the workspaces, but neither import nor attest the running system")
 	return c
 }

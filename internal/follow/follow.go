@@ -37,6 +37,10 @@ type Options struct {
 	Logger *slog.Logger
 	// RunningSystem, if set, overrides the config's runningSystem.
 	RunningSystem string
+	// NoRunningSystem follows the workspaces only: the running system is
+	// neither imported nor attested (the NixOS module's
+	// attestRunningSystem = false).
+	NoRunningSystem bool
 	// ProfilesDir is where system-N-link generations are looked up
 	// (default DefaultProfilesDir).
 	ProfilesDir string
@@ -282,6 +286,9 @@ func (f *Follower) apply(cfg *node.Config) {
 	rp := f.o.RunningSystem
 	if rp == "" {
 		rp = cfg.RunningSystemPath()
+	}
+	if f.o.NoRunningSystem {
+		return
 	}
 	if f.rs == nil || f.rs.path != rp {
 		if f.rs != nil {

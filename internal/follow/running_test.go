@@ -209,3 +209,28 @@ func TestFollowE2E(t *testing.T) {
 	}
 	t.Fatalf("no proven claim contains %q: %q", want, r.Proven)
 }
+
+// TestNoRunningSystemFollowsWorkspacesOnly: with NoRunningSystem (the NixOS
+// module's attestRunningSystem = false) the workspaces are still ingested,
+// but the running system is neither imported nor attested.
+func TestNoRunningSystemFollowsWorkspacesOnly(t *testing.T) {
+	nixostest.Need(t)
+	sys := nixostest.Build(t, nixostest.NewWorkspace(t, host), chain.DefaultAttr(host))
+	link := filepath.Join(t.TempDir(), "current-system")
+	switchTo(t, link, sys)
+	dir := initNode(t, host)
+	ws := agentixtest.Workspace(t, agentixtest.SampleLines(t)[:1])
+	addWorkspace(t, dir, node.WorkspaceConfig{Path: ws})
+	d := serve(t, dir, follow.Options{RunningSystem: link, NoRunningSystem: true})
+	waitFor(t, 5*time.Second, "the workspace ingested", func() bool {
+		w, _ := d.detail().workspace(ws)
+		return w.Lines == 1
+	})
+	time.Sleep(1500 * time.Millisecond) // a running-system follower would have attested by now
+	if rs := d.detail().Follow.RunningSystem; rs.Attested != "" || rs.Path != "" {
+		t.Fatalf("running system followed anyway: %+v", rs)
+	}
+	if rcs := d.runningConfigs(); len(rcs) != 0 {
+		t.Fatalf("%d running-configs published, want none", len(rcs))
+	}
+}
