@@ -102,7 +102,14 @@ type IngestOptions struct {
 	// caught. Without it an ingest checks the file size and the last
 	// ingested line only (cost proportional to the new lines).
 	VerifyPrefix bool
+	// Progress, if set, is called while the new lines are read, with the
+	// bytes read so far and the bytes to read, from the goroutine calling
+	// Ingest.
+	Progress func(done, total int64)
 }
+
+// progressEvery is how many lines go between two Progress calls.
+const progressEvery = 4096
 
 // IngestResult reports one ingest.
 type IngestResult struct {
@@ -279,7 +286,7 @@ func (ing *Ingester) Ingest(ctx context.Context, root string, o IngestOptions) (
 			return ing.refuse(ctx, hold, wr, ws, f, head)
 		}
 	}
-	return ing.extend(ctx, hold, wr, ws, f, head)
+	return ing.extend(ctx, hold, wr, ws, f, head, o.Progress)
 }
 
 // continues reports whether the file (of size size) extends the accepted
@@ -384,11 +391,11 @@ func (ing *Ingester) putRecord(ctx context.Context, h *store.Hold, r schemas.Rec
 // to the accepted bytes (storeSnapshot); judge the whole log and attest it;
 // write the workspace state, then the new head and its history entry
 // (writeHead). Nothing is accepted until the head is written.
-func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState) (*IngestResult, error) {
+func (ing *Ingester) extend(ctx context.Context, hold *store.Hold, root *os.Root, ws string, f *os.File, h *headState, progress func(done, total int64)) (*IngestResult, error) {
 	state := newDBState(ing.DB, ws)
 	pc := &patchCache{ing: ing, ctx: ctx, root: root, ws: ws, seen: map[string]PatchInfo{}, store: true, hold: hold}
 	ev := NewEvaluator(ing.Policy, state, pc.lookup)
-	sc, err := scanNew(ctx, f, h, ev, state)
+	sc, err := scanNew(ctx, f, h, ev, state, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -467,7 +474,7 @@ type scanned struct {
 // to ev. It collects the proposals the new lines saved (as recorded in
 // state by ev) and the lines that applied a patch: those are what the
 // ingest attests besides the log.
-func scanNew(ctx context.Context, f io.ReaderAt, h *headState, ev *Evaluator, state *dbState) (*scanned, error) {
+func scanNew(ctx context.Context, f io.ReaderAt, h *headState, ev *Evaluator, state *dbState, progress func(done, total int64)) (*scanned, error) {
 	tree, err := resumeTree(h)
 	if err != nil {
 		return nil, err
@@ -478,6 +485,12 @@ func scanNew(ctx context.Context, f io.ReaderAt, h *headState, ev *Evaluator, st
 		sc.start, lines = h.Size, h.Lines
 	}
 	r := NewReader(io.NewSectionReader(f, sc.start, 1<<62), lines+1, sc.start)
+	var total int64
+	if st, ok := f.(interface{ Stat() (os.FileInfo, error) }); ok && progress != nil {
+		if fi, err := st.Stat(); err == nil {
+			total = fi.Size() - sc.start
+		}
+	}
 	for {
 		l, err := r.Next()
 		if err == io.EOF {
@@ -506,8 +519,14 @@ func scanNew(ctx context.Context, f io.ReaderAt, h *headState, ev *Evaluator, st
 			}
 		}
 		sc.newLines++
+		if progress != nil && sc.newLines%progressEvery == 0 {
+			progress(r.Offset()-sc.start, total)
+		}
 	}
 	sc.end, sc.lines, sc.pending = r.Offset(), r.Lines(), int(r.PendingSize())
+	if progress != nil {
+		progress(sc.end-sc.start, total)
+	}
 	return sc, nil
 }
 

@@ -85,11 +85,15 @@ func TestScanNew(t *testing.T) {
 			defer f.Close()
 			state := newDBState(n.db, "ws")
 			pc := &patchCache{ing: n.ing, ctx: context.Background(), root: wr, ws: "ws", seen: map[string]PatchInfo{}}
-			sc, err := scanNew(context.Background(), f, h, NewEvaluator(nil, state, pc.lookup), state)
+			var last [2]int64
+			sc, err := scanNew(context.Background(), f, h, NewEvaluator(nil, state, pc.lookup), state, func(done, total int64) { last = [2]int64{done, total} })
 			if err != nil {
 				t.Fatal(err)
 			}
 			complete := int64(len(agentixtest.JoinLines(tc.lines)))
+			if last[0] != sc.end-sc.start || last[1] < last[0] {
+				t.Errorf("last progress %v, want %d bytes read of at least as many", last, sc.end-sc.start)
+			}
 			want := NewTree()
 			for _, l := range tc.lines {
 				want.Append([]byte(strings.TrimSuffix(l, "\n")))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/agentix/agentix-store/internal/cli"
+	"github.com/agentix/agentix-store/internal/progress"
 	"io"
 	"os"
 	"path/filepath"
@@ -81,7 +82,14 @@ whose signatures verify with the approver keys of the trust policy.`,
 			defer be.Close()
 			out := cmd.OutOrStdout()
 			if !watch {
-				r, err := be.Ingest(cmd.Context(), req, nil)
+				var bar *progress.Bar
+				r, err := be.Ingest(cmd.Context(), req, func(done, total int64) {
+					if bar == nil {
+						bar = progress.New(total, "ingest", a.json)
+					}
+					bar.Set(done)
+				})
+				bar.Done()
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
 					if eerr := a.emit(out, r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
 						return eerr

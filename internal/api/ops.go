@@ -110,7 +110,7 @@ func checkWorkspace(ws string) error {
 
 // Ingest ingests req.Workspace into n once. A refused (tampered) version
 // returns its report with an error matching audit.ErrNotAppendOnly.
-func Ingest(ctx context.Context, n *node.Node, req IngestRequest) (*IngestView, error) {
+func Ingest(ctx context.Context, n *node.Node, req IngestRequest, progress func(done, total int64)) (*IngestView, error) {
 	if err := checkWorkspace(req.Workspace); err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func Ingest(ctx context.Context, n *node.Node, req IngestRequest) (*IngestView, 
 	if err != nil {
 		return nil, err
 	}
-	r, err := ing.Ingest(ctx, req.Workspace, audit.IngestOptions{Workspace: req.Name, VerifyPrefix: req.Verify})
+	r, err := ing.Ingest(ctx, req.Workspace, audit.IngestOptions{Workspace: req.Name, VerifyPrefix: req.Verify, Progress: progress})
 	if err != nil && !(r != nil && errors.Is(err, audit.ErrNotAppendOnly)) {
 		return nil, err
 	}
@@ -485,8 +485,8 @@ func LogConsistency(ctx context.Context, n *node.Node, old, nw uint64) (*Consist
 
 // Local implementations.
 
-func (l Local) Ingest(ctx context.Context, req IngestRequest, _ func(done, total int64)) (*IngestView, error) {
-	return Ingest(ctx, l.N, req)
+func (l Local) Ingest(ctx context.Context, req IngestRequest, progress func(done, total int64)) (*IngestView, error) {
+	return Ingest(ctx, l.N, req, progress)
 }
 
 func (l Local) ClosureImport(ctx context.Context, req ClosureImportRequest, progress func(done, total int64)) (*ClosureImported, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -218,6 +219,7 @@ func TestOpsRequestsStrict(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		io.Copy(io.Discard, resp.Body) // a streamed answer ends with the result
 		resp.Body.Close()
 		if resp.StatusCode != c.want {
 			t.Errorf("POST %s %s (auth %v): %d, want %d", c.path, c.body, c.auth, resp.StatusCode, c.want)
@@ -227,5 +229,26 @@ func TestOpsRequestsStrict(t *testing.T) {
 	recs, err := Attestations(n, attest.Query{PredicateType: attest.PredicateAuditLog})
 	if err != nil || len(recs) != 1 {
 		t.Fatalf("audit-log attestations after the requests: %d, %v; want 1", len(recs), err)
+	}
+}
+
+// TestIngestStreamsProgress: an ingest through the daemon streams how far
+// it read, ending at the bytes of the log's complete lines.
+func TestIngestStreamsProgress(t *testing.T) {
+	n, tok := newNode(t)
+	srv := httptest.NewServer(Handler(n, tok, Limits{}))
+	defer srv.Close()
+	ws := copyWorkspace(t)
+	var calls int
+	var last [2]int64
+	res, err := (&Client{Base: srv.URL, Token: tok}).Ingest(context.Background(), IngestRequest{Workspace: ws, Name: "w"}, func(done, total int64) {
+		calls++
+		last = [2]int64{done, total}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last[0] != res.Size || last[1] != res.Size {
+		t.Fatalf("%d progress lines, last %v; want them to end at the %d bytes ingested", calls, last, res.Size)
 	}
 }

@@ -183,7 +183,7 @@ func (s *server) ingest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := &streamer{w: w}
-	res, err := Ingest(r.Context(), s.n, req)
+	res, err := Ingest(r.Context(), s.n, req, st.progress)
 	st.finish(res, err)
 }
 
