@@ -434,8 +434,8 @@ func dagBytes(tb testing.TB, st *store.Store, roots ...cid.Cid) (sum, unique int
 // STORE_PATH` does with the system-shaped closure (see packageClosures):
 // store.PinFrom of the closure's DAG from the peer's trustless gateway
 // (/ipfs/), then the closure's verification and indexing from the blocks
-// now here (ImportCAR of the local ExportCAR, as internal/api's pinFrom
-// does), into a fresh store; alternately with `nix copy --from` the same
+// now here (IndexStored, as internal/api's pinFrom does), into a fresh
+// store; alternately with `nix copy --from` the same
 // peer's /nix/ binary cache into a fresh chroot store. ratio is pin-from's
 // time over nix copy's.
 func BenchmarkPinFrom800Paths(b *testing.B) {
@@ -473,10 +473,7 @@ func BenchmarkPinFrom800Paths(b *testing.B) {
 		if _, err := st2.PinFrom(ctx, srv.URL, res.Closure, store.FetchOptions{Name: p}); err != nil {
 			b.Fatal(err)
 		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(st2.ExportCAR(ctx, pw, res.Closure, store.ExportOptions{})) }()
-		vr, err := ImportCAR(ctx, st2, db2, pr)
-		pr.Close()
+		vr, err := IndexStored(ctx, st2, db2, res.Closure)
 		if err != nil {
 			b.Fatal(err)
 		}

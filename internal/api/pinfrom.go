@@ -164,11 +164,10 @@ func pinFrom(ctx context.Context, n *node.Node, peer, target, name string, progr
 	if !isPath {
 		return res, nil
 	}
-	// Verify and index the closure from the blocks now here.
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(n.Store.ExportCAR(ctx, pw, root, store.ExportOptions{})) }()
-	vr, err := closure.ImportCAR(ctx, n.Store, n.DB, pr)
-	pr.Close()
+	// Verify and index the closure where its blocks now are: read once,
+	// every block hash-checked and every NAR checked against its narHash
+	// (not exported and imported again as a CAR).
+	vr, err := closure.IndexStored(ctx, n.Store, n.DB, root)
 	if err != nil {
 		return res, fmt.Errorf("closure %s from %s: %w", root, peer, err)
 	}
