@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/agentix/agentix-store/attest"
@@ -143,6 +144,10 @@ func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 // stops accepting, waits up to 30 s for in-flight requests (an append is
 // answered only once durable), stops the follower (o.Follow), and returns;
 // the caller then closes the node.
+// startupSettle is how long after start Serve returns the startup's garbage
+// to the operating system.
+const startupSettle = 3 * time.Second
+
 func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 	o.Limits.defaults()
 	if o.Metrics == nil {
@@ -185,10 +190,17 @@ func Serve(ctx context.Context, n *node.Node, l net.Listener, o Options) error {
 		// Often: compactions make tables resident in bursts (kv.ReleaseLogPages).
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
+		// Once the node has settled, give back what starting it left
+		// behind (key generation on a first run, the log's recovery, the
+		// follower's first pass): an idle daemon otherwise keeps that
+		// garbage resident until its next collection.
+		settled := time.After(startupSettle)
 		for {
 			select {
 			case <-stopRelease:
 				return
+			case <-settled:
+				debug.FreeOSMemory()
 			case <-t.C:
 				if err := kv.ReleaseLogPages(n.DB); err != nil && o.Logger != nil {
 					o.Logger.Debug("release value-log pages", "err", err)
