@@ -41,11 +41,14 @@
 // is instead written into one buffer per job, hashed as it is written, then
 // checked and stored from that buffer, so a closure of many small paths pays
 // no per-path process or stream set-up. A path already imported with the
-// same store path, narHash and narSize is reused without reading it. With
-// the soft memory limit ImportMemoryLimit, an import's peak RSS stays near
-// 60 MB (measured: 50–58 MB for an 801-path, 349 MB closure and a
-// 15,000-file, 184 MB path; up to about 75 MB on a loaded machine, where
-// the collector runs late).
+// same store path, narHash and narSize is reused without reading it. Chunks
+// come from a buffer pool and go back to it once written (store's buzhash
+// splitter cuts where boxo's does). With the soft memory limit
+// ImportMemoryLimit (48 MiB), an import's peak RSS was measured at 55–65 MB
+// for a 15,000-file, 184 MB path and 60–73 MB for an 801-path, 349 MB
+// closure (AGENTIX_BENCH_RSS=1 in the benchmarks breaks it down: about
+// 21 MB are the executable's own pages and up to 16 MB the value log file
+// being written, which badger maps; the rest is the Go heap).
 //
 // A store.GC running during an import or ImportCAR never collects what they
 // wrote: every NAR is registered as a GC root (the "closure/in-flight" root
