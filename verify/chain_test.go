@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -388,4 +389,79 @@ func (l *ladder) forgeApply(b []byte) string {
 	return l.tn.publishPredicate(l.t, attest.PredicateApply, []attest.ResourceDescriptor{rd}, attest.ApplyPredicate{
 		Workspace: l.ws, Patch: ref, SingleOperator: true, AuditLine: attest.AuditLine{Snapshot: al.Snapshot.CID, Line: 1},
 	}).ID.String()
+}
+
+// TestRecordedAuditReplaysOffline records a node audit (--save) and runs it
+// again from the recording alone, with a fresh auditor state: the chain is
+// proven offline; a byte changed in the recording fails the audit, and an
+// answer it lacks leaves it uncertain.
+func TestRecordedAuditReplaysOffline(t *testing.T) {
+	l := newLadder(t)
+	if _, err := l.tn.n.RecordGenesis(context.Background(), l.ws); err != nil {
+		t.Fatal(err)
+	}
+	l.propose(fooWorktree)
+	l.apply(fooWorktree)
+	l.ingest()
+	l.attest(l.rebuild())
+
+	dir := filepath.Join(t.TempDir(), "recording")
+	rec, err := NewRecorder(dir, l.tn.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := OpenState(t.TempDir())
+	live := CheckNode(context.Background(), l.tn.srv.URL, l.tn.policy, NodeOptions{State: st, TempDir: t.TempDir(), HTTP: &http.Client{Transport: rec}})
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantProven(t, live, "configuration of "+l.ws+" proven")
+	l.tn.srv.Close() // offline from here on
+
+	replay := func() *Report {
+		rp, err := OpenRecording(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := OpenState(t.TempDir())
+		return CheckNode(context.Background(), rp.Base(), l.tn.policy, NodeOptions{State: st, TempDir: t.TempDir(), HTTP: &http.Client{Transport: rp}})
+	}
+	wantProven(t, replay(), "configuration of "+l.ws+" proven")
+
+	// Every recorded answer is checked: change the first byte that is
+	// not JSON punctuation in each file in turn until one is found that
+	// the audit must notice (the index itself is not an answer).
+	rp, _ := OpenRecording(dir)
+	changed := 0
+	for key, a := range rp.idx.Answers {
+		if !strings.HasPrefix(key, "/ipfs/") {
+			continue
+		}
+		p := filepath.Join(dir, a.File)
+		b, _ := os.ReadFile(p)
+		if len(b) < 64 {
+			continue
+		}
+		orig := bytes.Clone(b)
+		b[len(b)-8] ^= 0x01
+		os.WriteFile(p, b, 0o644)
+		if r := replay(); r.OK {
+			t.Errorf("a flipped byte in the answer to %s was not noticed", key)
+		}
+		os.WriteFile(p, orig, 0o644)
+		changed++
+	}
+	if changed == 0 {
+		t.Fatal("no block answers in the recording")
+	}
+	// An answer the recording lacks: could not check, never proven.
+	for key, a := range rp.idx.Answers {
+		if strings.HasPrefix(key, "/api/v1/attestations/") {
+			os.Rename(filepath.Join(dir, a.File), filepath.Join(dir, a.File+".gone"))
+			break
+		}
+	}
+	if r := replay(); r.OK || len(r.Uncertain) == 0 {
+		t.Fatalf("a missing answer: ok %v, uncertain %+v", r.OK, r.Uncertain)
+	}
 }
