@@ -1,6 +1,7 @@
 package closure
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -8,10 +9,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentix/agentix-store/store"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/ipfs/go-cid"
 	"github.com/klauspost/compress/zstd"
 	"github.com/nix-community/go-nix/pkg/narinfo"
 	"github.com/nix-community/go-nix/pkg/narinfo/signature"
@@ -61,7 +64,7 @@ func NewCacheHandler(st *store.Store, db *badger.DB, key signature.SecretKey, o 
 	if o.StoreDir == "" {
 		o.StoreDir = DefaultStoreDir
 	}
-	return &cacheHandler{st: st, db: db, key: key, o: o}, nil
+	return &cacheHandler{st: st, db: db, key: key, o: o, narinfos: map[string]string{}}, nil
 }
 
 type cacheHandler struct {
@@ -69,7 +72,18 @@ type cacheHandler struct {
 	db  *badger.DB
 	key signature.SecretKey
 	o   CacheOptions
+
+	// narinfos caches rendered, signed narinfos by the CID of their
+	// StorePathInfo record (immutable: same CID, same record, same
+	// text). The index is still consulted on every request, so a path
+	// no longer indexed is never served from here.
+	mu       sync.Mutex
+	narinfos map[string]string
 }
+
+// maxCachedNarinfos bounds cacheHandler.narinfos (about 1 KiB each); when
+// full it is emptied and refilled.
+const maxCachedNarinfos = 8192
 
 func (h *cacheHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -105,12 +119,7 @@ func (h *cacheHandler) serveNarinfo(w http.ResponseWriter, r *http.Request, hash
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	spi, err := LoadStorePathInfo(r.Context(), h.st, c)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	text, err := Narinfo(spi, h.key, h.o.Compression)
+	text, err := h.narinfo(r.Context(), c)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -120,6 +129,34 @@ func (h *cacheHandler) serveNarinfo(w http.ResponseWriter, r *http.Request, hash
 	if r.Method == http.MethodGet {
 		io.WriteString(w, text)
 	}
+}
+
+// narinfo returns the signed narinfo of the StorePathInfo record c, from
+// the cache or rendered (record read and hash-checked, decoded, signed) and
+// cached.
+func (h *cacheHandler) narinfo(ctx context.Context, c cid.Cid) (string, error) {
+	k := c.KeyString()
+	h.mu.Lock()
+	text, ok := h.narinfos[k]
+	h.mu.Unlock()
+	if ok {
+		return text, nil
+	}
+	spi, err := LoadStorePathInfo(ctx, h.st, c)
+	if err != nil {
+		return "", err
+	}
+	text, err = Narinfo(spi, h.key, h.o.Compression)
+	if err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	if len(h.narinfos) >= maxCachedNarinfos {
+		clear(h.narinfos)
+	}
+	h.narinfos[k] = text
+	h.mu.Unlock()
+	return text, nil
 }
 
 // Fingerprint is the string a narinfo signature signs:

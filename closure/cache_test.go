@@ -194,3 +194,46 @@ func TestCacheNARRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestCacheNarinfoCached: a narinfo asked for again is the same text, served
+// without reading, decoding and signing the record again (Nix asks for
+// hundreds at once); the index is still consulted, so an unknown hash part
+// stays a 404.
+func TestCacheNarinfoCached(t *testing.T) {
+	n := nixtest.Require(t)
+	top, _ := testClosure(n, "common")
+	st, db := newStore(t)
+	if _, err := Import(context.Background(), st, db, &LocalNix{}, top, ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sk, _, err := signature.GenerateKeypair("agentix-test-1", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewCacheHandler(st, db, sk, CacheOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	path := "/" + hashPart(top) + ".narinfo"
+	first := get(path)
+	if first.Code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, first.Code, first.Body)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if w := get(path); w.Code != http.StatusOK || w.Body.String() != first.Body.String() {
+			t.Fatalf("GET %s again: %d, body %q, want %q", path, w.Code, w.Body, first.Body)
+		}
+	})
+	t.Logf("GET %s again: %.0f allocations", path, allocs)
+	if allocs > 60 {
+		t.Fatalf("GET %s again: %.0f allocations: the record is read and signed again", path, allocs)
+	}
+	if w := get("/" + strings.Repeat("0", 32) + ".narinfo"); w.Code != http.StatusNotFound {
+		t.Fatalf("unknown narinfo: %d, want 404", w.Code)
+	}
+}
