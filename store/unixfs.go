@@ -540,33 +540,55 @@ func decodeUnixFSBlock(blk blocks.Block) (ipld.Node, error) {
 // GetMany fetches the blocks with up to getManyProcs goroutines, so that
 // reading a block from its pack (cold after an O_DIRECT write) overlaps with
 // hashing the previous one. Results arrive in completion order (callers match
-// them by CID); the first error is sent and ends the fetch.
+// them by CID). A failure stops the fetch: no block after the failed one is
+// started, those before it that are in flight are delivered, then one error
+// is sent, the first in cs order. Boxo's readers fail every pending request
+// with the first error they receive, so this is what makes a read fail
+// naming the block it reached rather than a later one that failed sooner.
 func (g dagGetter) GetMany(ctx context.Context, cs []cid.Cid) <-chan *ipld.NodeOption {
 	out := make(chan *ipld.NodeOption, len(cs)) // never blocks a sender
 	var (
-		next   atomic.Int64
-		failed atomic.Bool
-		wg     sync.WaitGroup
+		next     atomic.Int64
+		mu       sync.Mutex
+		errAt    = int64(len(cs)) // index of the first failed block in cs
+		firstErr error
+		wg       sync.WaitGroup
 	)
+	after := func(i int64) bool { // an earlier block failed
+		mu.Lock()
+		defer mu.Unlock()
+		return i > errAt
+	}
 	for range min(len(cs), getManyProcs) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(len(cs)) || failed.Load() || ctx.Err() != nil {
+				if i >= int64(len(cs)) || ctx.Err() != nil || after(i) {
 					return
 				}
 				nd, err := g.Get(ctx, cs[i])
-				if err != nil && failed.Swap(true) {
+				if err != nil {
+					mu.Lock()
+					if i < errAt {
+						errAt, firstErr = i, err
+					}
+					mu.Unlock()
 					return
 				}
-				out <- &ipld.NodeOption{Node: nd, Err: err}
+				if after(i) {
+					return
+				}
+				out <- &ipld.NodeOption{Node: nd}
 			}
 		}()
 	}
 	go func() {
 		wg.Wait()
+		if firstErr != nil {
+			out <- &ipld.NodeOption{Err: firstErr}
+		}
 		close(out)
 	}()
 	return out
