@@ -251,30 +251,12 @@ func ImportCAR(ctx context.Context, st *store.Store, db *badger.DB, r io.Reader)
 	if len(res.Roots) != 1 {
 		return nil, fmt.Errorf("%w: closure CAR has %d roots, want 1", ErrBadRecord, len(res.Roots))
 	}
+	// The blocks are stored and checked against their CIDs: verify, pin
+	// and index them where they are.
 	c := res.Roots[0]
 	fl.add(c) // already held unless the header parsed only in ImportCAR
 	defer fl.remove([]cid.Cid{c})
-	vr, err := Verify(ctx, st.Blockstore(), c)
-	if err != nil {
-		return nil, err
-	}
-	cl, entries, err := Load(ctx, st.Blockstore(), c)
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Pin(ctx, c, store.PinOptions{Name: "closure " + cl.Root}); err != nil {
-		return nil, fmt.Errorf("pin closure %s: %w", c, err)
-	}
-	recs := make(map[string]*StorePathInfo, len(entries))
-	cids := make(map[string]cid.Cid, len(entries))
-	for _, e := range entries {
-		recs[e.Path] = newStorePathInfo(e.PathInfo, e.NAR)
-		cids[e.Path] = e.Info
-	}
-	if err := index(db, c, cl, recs, cids, vr.NarBytes); err != nil {
-		return nil, err
-	}
-	return vr, nil
+	return IndexStored(ctx, st, db, c)
 }
 
 // MarshalJSON renders CIDs as strings.
