@@ -59,6 +59,7 @@ func TestLoadPublishers(t *testing.T) {
 		acks    []ack
 		lats    []time.Duration
 		failed  atomic.Int64
+		why     = &failures{n: map[string]int{}}
 		stopAt  = time.Now().Add(dur)
 		wg      sync.WaitGroup
 		client  = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: publishers}}
@@ -115,6 +116,7 @@ func TestLoadPublishers(t *testing.T) {
 				resp, err := client.Do(req)
 				if err != nil {
 					failed.Add(1)
+					why.note("transport: " + errClass(err))
 					continue
 				}
 				var pr struct {
@@ -127,6 +129,7 @@ func TestLoadPublishers(t *testing.T) {
 				lat := time.Since(t0)
 				if resp.StatusCode != 200 || err != nil {
 					failed.Add(1)
+					why.note(fmt.Sprintf("HTTP %d", resp.StatusCode))
 					continue
 				}
 				mu.Lock()
@@ -142,6 +145,9 @@ func TestLoadPublishers(t *testing.T) {
 		t.Fatal("no publish acknowledged")
 	}
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	if f := why.String(); f != "" {
+		t.Logf("failures by kind: %s", f)
+	}
 	t.Logf("load: %d publishers, %v: %d acknowledged (%.0f publishes/s), %d failed, latency p50 %v p99 %v, daemon peak RSS %d MB (peak anonymous %d MB, peak mapped files %d MB)",
 		publishers, dur, len(acks), float64(len(acks))/dur.Seconds(), failed.Load(),
 		lats[len(lats)/2].Round(time.Microsecond), lats[len(lats)*99/100].Round(time.Microsecond), peakRSS.Load()/1024, peakAnon.Load()/1024, peakFile.Load()/1024)
@@ -244,4 +250,36 @@ func procStatus(pid int) map[string]int64 {
 		}
 	}
 	return m
+}
+
+// failures counts failed publishes by kind.
+type failures struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (f *failures) note(kind string) {
+	f.mu.Lock()
+	f.n[kind]++
+	f.mu.Unlock()
+}
+
+func (f *failures) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var parts []string
+	for k, v := range f.n {
+		parts = append(parts, fmt.Sprintf("%s ×%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// errClass is an error without its varying details (addresses, ports).
+func errClass(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
 }

@@ -103,7 +103,11 @@ func Handler(n *node.Node, o Options) (http.Handler, error) {
 		return nil, err
 	}
 	mux.Handle("/nix/", http.StripPrefix("/nix", cache))
-	return bound(o.Limits, m.observe(logRequests(o.Logger, mux))), nil
+	// A request carrying the node's bearer token exempts its connection
+	// from the per-address bound before it queues for a slot, so an honest
+	// client's many connections are never evicted while they wait.
+	token := []byte(tok)
+	return preauth(token, bound(o.Limits, m.observe(logRequests(o.Logger, mux)))), nil
 }
 
 func logRequests(logger *slog.Logger, h http.Handler) http.Handler {
@@ -240,4 +244,16 @@ func healthDetail(w http.ResponseWriter, f *follow.Follower) {
 	w.Header().Set("Content-Type", "application/json")
 	b, _ := json.MarshalIndent(out, "", "  ")
 	w.Write(append(b, '\n'))
+}
+
+// preauth marks the connection of a request that carries the node's
+// bearer token as authenticated (exempt from the per-address bound) as soon
+// as its headers are read; the API still checks every write itself.
+func preauth(token []byte, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if api.Authorized(r, token) {
+			authenticated(r)
+		}
+		h.ServeHTTP(w, r)
+	})
 }

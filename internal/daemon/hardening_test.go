@@ -162,8 +162,8 @@ func TestSlowLorisDoesNotStarveDaemon(t *testing.T) {
 	if got := n.Log.Size(); got != 4 {
 		t.Errorf("log size %d, want the 4 authenticated appends", got)
 	}
-	if open := stillOpen(conns); open > 64 {
-		t.Errorf("%d of the 520 unauthenticated connections still open, want at most 64 (the per-address bound)", open)
+	if open := stillOpen(conns); open > defaultMaxConnsPerAddr {
+		t.Errorf("%d of the 520 unauthenticated connections still open, want at most %d (the per-address bound)", open, defaultMaxConnsPerAddr)
 	}
 	req, _ := http.NewRequest("GET", base+"/metrics", nil)
 	resp, err := client.Do(req)
@@ -178,8 +178,8 @@ func TestSlowLorisDoesNotStarveDaemon(t *testing.T) {
 			fmt.Sscan(v, &evicted)
 		}
 	}
-	if evicted < 520-64 {
-		t.Errorf("agentix_http_connections_evicted_total %d, want at least %d", evicted, 520-64)
+	if evicted < 520-defaultMaxConnsPerAddr {
+		t.Errorf("agentix_http_connections_evicted_total %d, want at least %d", evicted, 520-defaultMaxConnsPerAddr)
 	}
 }
 

@@ -32,6 +32,12 @@ import (
 //     bearer token or an operator signature), so authenticated writers get
 //     through even when an attacker holds many slow connections from the
 //     same address, as on one host or behind one NAT.
+//
+// defaultMaxConnsPerAddr is Limits.MaxConnsPerAddr's default: room for an
+// honest client's connection pool (256 publishers of `make loadtest` open
+// theirs at once) while still bounding what one address can hold open.
+const defaultMaxConnsPerAddr = 256
+
 type Limits struct {
 	// MaxConcurrent bounds writes (requests other than GET and HEAD)
 	// served at once; others wait up to QueueWait for a slot, then get
@@ -54,7 +60,7 @@ type Limits struct {
 	// 64 KiB/s.
 	MinBodyRate int64
 	// MaxConnsPerAddr bounds the connections of one client address that
-	// have not presented an accepted credential. Default 64.
+	// have not presented an accepted credential. Default 256.
 	MaxConnsPerAddr int
 }
 
@@ -78,7 +84,7 @@ func (l *Limits) defaults() {
 		l.MinBodyRate = 64 << 10
 	}
 	if l.MaxConnsPerAddr <= 0 {
-		l.MaxConnsPerAddr = 64
+		l.MaxConnsPerAddr = defaultMaxConnsPerAddr
 	}
 }
 
