@@ -31,6 +31,9 @@ var (
 	// ErrSourceMismatch: the source Nix evaluated does not hash to the tree
 	// the caller gave.
 	ErrSourceMismatch = errors.New("nix evaluated a source other than the given tree")
+	// ErrNotGitFlake: a workspace is not a git repository with a
+	// flake.nix at its top, so it has no git+file: flake source.
+	ErrNotGitFlake = errors.New("not a git-repo flake")
 )
 
 // PatchError says which file of a patch failed to apply and why. It

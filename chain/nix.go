@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -45,11 +46,26 @@ type flakeMetadata struct {
 	Path string `json:"path"`
 }
 
+// CheckGitFlake returns an error matching ErrNotGitFlake, naming what is
+// missing, unless ws has a flake.nix and a .git at its top.
+func CheckGitFlake(ws string) error {
+	for _, name := range []string{"flake.nix", ".git"} {
+		if _, err := os.Stat(filepath.Join(ws, name)); err != nil {
+			return fmt.Errorf("workspace %s is %w (no %s)", ws, ErrNotGitFlake, name)
+		}
+	}
+	return nil
+}
+
 // FlakeSource computes the git+file: flake source of the workspace ws (a
-// git repo) with real Nix: tracked and staged files only.
+// git repo with a flake.nix, else ErrNotGitFlake) with real Nix: tracked
+// and staged files only.
 func FlakeSource(ctx context.Context, ws string) (Source, error) {
 	abs, err := filepath.Abs(ws)
 	if err != nil {
+		return Source{}, err
+	}
+	if err := CheckGitFlake(abs); err != nil {
 		return Source{}, err
 	}
 	md, err := metadata(ctx, "git+file://"+abs)

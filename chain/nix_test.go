@@ -297,3 +297,22 @@ func TestDiffTrees(t *testing.T) {
 		t.Fatalf("DiffTrees = %q, want %q", got, want)
 	}
 }
+
+// TestFlakeSourceNotGitFlake: a workspace without flake.nix or .git is
+// ErrNotGitFlake naming what is missing, before Nix is asked.
+func TestFlakeSourceNotGitFlake(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		make func()
+		want string
+	}{
+		{func() {}, "no flake.nix"},
+		{func() { os.WriteFile(filepath.Join(dir, "flake.nix"), []byte("{ outputs = _: { }; }"), 0o644) }, "no .git"},
+	} {
+		c.make()
+		_, err := chain.FlakeSource(context.Background(), dir)
+		if !errors.Is(err, chain.ErrNotGitFlake) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("FlakeSource(%s): %v; want ErrNotGitFlake naming %q", dir, err, c.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/agentix/agentix-store/chain"
 	"io"
 	"net/http"
 	"strconv"
@@ -32,6 +33,7 @@ var errKinds = []struct {
 }{
 	{"not-append-only", audit.ErrNotAppendOnly, http.StatusConflict},
 	{"genesis-recorded", node.ErrGenesisRecorded, http.StatusConflict},
+	{"not-git-flake", chain.ErrNotGitFlake, http.StatusBadRequest},
 	{"nar-hash-mismatch", closure.ErrHashMismatch, http.StatusConflict},
 	{"bad-nar", closure.ErrBadNAR, http.StatusConflict},
 	{"incomplete-closure", closure.ErrIncomplete, http.StatusConflict},

@@ -296,10 +296,8 @@ func (f *Follower) attestRunning(ctx context.Context, c cid.Cid, target string, 
 
 // notGitFlake says why ws is not a git-repo flake, or "".
 func notGitFlake(ws string) string {
-	for _, name := range []string{"flake.nix", ".git"} {
-		if _, err := os.Stat(filepath.Join(ws, name)); err != nil {
-			return fmt.Sprintf("workspace %s is not a git-repo flake (no %s)", ws, name)
-		}
+	if err := chain.CheckGitFlake(ws); err != nil {
+		return err.Error()
 	}
 	return ""
 }
