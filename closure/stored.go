@@ -22,11 +22,11 @@ func IndexStored(ctx context.Context, st *store.Store, db *badger.DB, c cid.Cid)
 	fl := inflightOf(st)
 	fl.add(c)
 	defer fl.remove([]cid.Cid{c})
-	vr, err := Verify(ctx, st, c)
+	cl, entries, err := Load(ctx, st, c)
 	if err != nil {
 		return nil, err
 	}
-	cl, entries, err := Load(ctx, st, c)
+	vr, err := verifyLoaded(ctx, st, c, cl, entries)
 	if err != nil {
 		return nil, err
 	}

@@ -87,6 +87,11 @@ func Verify(ctx context.Context, bs Blocks, c cid.Cid) (*VerifyResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	return verifyLoaded(ctx, bs, c, cl, entries)
+}
+
+// verifyLoaded is Verify of a closure already loaded.
+func verifyLoaded(ctx context.Context, bs Blocks, c cid.Cid, cl *Closure, entries []Entry) (*VerifyResult, error) {
 	infos := make([]PathInfo, len(entries))
 	rootFound := false
 	for i, e := range entries {

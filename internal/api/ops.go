@@ -15,7 +15,6 @@ import (
 	"github.com/agentix/agentix-store/closure"
 	"github.com/agentix/agentix-store/internal/cli"
 	"github.com/agentix/agentix-store/internal/node"
-	"github.com/agentix/agentix-store/store"
 	"github.com/agentix/agentix-store/tlog"
 	"github.com/ipfs/go-cid"
 )
@@ -558,5 +557,3 @@ func Remote(b Backend) bool {
 	_, ok := b.(*Client)
 	return ok
 }
-
-var _ = store.ErrNotFound

@@ -19,7 +19,6 @@ import (
 	"github.com/agentix/agentix-store/store"
 	"github.com/agentix/agentix-store/tlog"
 	sjson "github.com/go-json-experiment/json"
-	"github.com/ipfs/go-cid"
 )
 
 // errKinds name the errors whose meaning must survive the API: the daemon
@@ -426,5 +425,3 @@ func (s *server) logConsistency(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, res)
 }
-
-var _ = cid.Undef
