@@ -76,6 +76,8 @@ type VerifyResult struct {
 	Root     string  `json:"root"`
 	Paths    int     `json:"paths"`
 	NarBytes int64   `json:"narBytes"`
+	// Entries are the closure's paths as Load read them (not encoded).
+	Entries []Entry `json:"-"`
 }
 
 // Verify re-checks the closure c from the store alone: the records load and
@@ -104,7 +106,7 @@ func verifyLoaded(ctx context.Context, bs Blocks, c cid.Cid, cl *Closure, entrie
 	if err := CheckComplete(infos); err != nil {
 		return nil, err
 	}
-	res := &VerifyResult{Closure: c, Root: cl.Root, Paths: len(entries)}
+	res := &VerifyResult{Closure: c, Root: cl.Root, Paths: len(entries), Entries: entries}
 	for _, e := range entries {
 		if err := verifyNAR(ctx, bs, e); err != nil {
 			return nil, err

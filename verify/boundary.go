@@ -161,8 +161,24 @@ func (na *nodeAudit) checkPatch(ref attest.PatchRef) (int64, error) {
 	return int64(len(b)), err
 }
 
-// patchBytes is checkPatch returning the patch bytes.
+// patchBytes is checkPatch returning the patch bytes; a patch is fetched
+// and checked once per audit (the chain and the boundary both need it).
 func (na *nodeAudit) patchBytes(ref attest.PatchRef) ([]byte, error) {
+	k := ref.CID + " " + ref.SHA256
+	if b, ok := na.patchByRef[k]; ok {
+		return b, nil
+	}
+	b, err := na.fetchPatch(ref)
+	if err == nil {
+		if na.patchByRef == nil {
+			na.patchByRef = map[string][]byte{}
+		}
+		na.patchByRef[k] = b
+	}
+	return b, err
+}
+
+func (na *nodeAudit) fetchPatch(ref attest.PatchRef) ([]byte, error) {
 	c, err := cid.Decode(ref.CID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: patch cid: %v", attest.ErrSchema, err)

@@ -1,7 +1,7 @@
 package verify
 
 import (
-	"context"
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -143,7 +143,6 @@ type chainReplay struct {
 	inChain map[string]bool   // link ids of the chain being replayed
 	dir     string            // scratch directory
 	tree    string            // the source state being rebuilt
-	n       int               // scratch trees made so far
 }
 
 // collect lists the log's running-config/v2 (returned) and apply/v1
@@ -229,7 +228,7 @@ func (cr *chainReplay) noSkippedLinks(rcs []attest.Record, links []link, latest 
 // link's applies come after.
 func (cr *chainReplay) start(first link, base *ProvenLink) (prevIndex uint64, ok bool) {
 	if base != nil {
-		if !cr.na.loadSource(first, "previously proven source", attest.SourceRef{NarHash: base.NarHash, NAR: base.NAR}, cr.tree, &cr.n) {
+		if !cr.na.loadSource(first, "previously proven source", attest.SourceRef{NarHash: base.NarHash, NAR: base.NAR}, cr.tree) {
 			return 0, false
 		}
 		if p, found := cr.na.v2(first.pred.Configuration.Extends.RunningConfig); found {
@@ -238,7 +237,7 @@ func (cr *chainReplay) start(first link, base *ProvenLink) (prevIndex uint64, ok
 		return prevIndex, true
 	}
 	g := first.pred.Configuration.Extends.Genesis
-	return 0, cr.na.genesis(first, *g, cr.ls) && cr.na.loadSource(first, "genesis", *g, cr.tree, &cr.n)
+	return 0, cr.na.genesis(first, *g, cr.ls) && cr.na.loadSource(first, "genesis", *g, cr.tree)
 }
 
 // replay rebuilds link l's state from the tree (the previous state): its
@@ -265,7 +264,7 @@ func (cr *chainReplay) replay(l link, prevIndex uint64) bool {
 			return false
 		}
 	}
-	if !na.sameSource(l, cr.tree, cr.dir, &cr.n) || !na.evaluates(l, cr.tree) {
+	if !na.sameSource(l, cr.tree, cr.dir) || !na.evaluates(l, cr.tree) {
 		return false
 	}
 	na.r.Prove("configuration link %s (generation %d): source %s is its predecessor plus %d approved patch(es) and evaluates to %s", l.id, l.pred.Generation, c.Source.NarHash, len(c.Applies), c.Toplevel.OutPath)
@@ -292,7 +291,7 @@ func (cr *chainReplay) rollback(l link) bool {
 		return false
 	}
 	os.RemoveAll(cr.tree)
-	if !na.loadSource(l, "rollback target", to.pred.Configuration.Source, cr.tree, &cr.n) {
+	if !na.loadSource(l, "rollback target", to.pred.Configuration.Source, cr.tree) {
 		return false
 	}
 	na.r.Prove("running-config %s is a rollback to %s (generation %d)", l.id, rb, to.pred.Generation)
@@ -377,12 +376,12 @@ func (na *nodeAudit) sourceNAR(l link, what string, s attest.SourceRef) ([]byte,
 }
 
 // loadSource unpacks a fetched source state into tree.
-func (na *nodeAudit) loadSource(l link, what string, s attest.SourceRef, tree string, n *int) bool {
+func (na *nodeAudit) loadSource(l link, what string, s attest.SourceRef, tree string) bool {
 	b, ok := na.sourceNAR(l, what, s)
 	if !ok {
 		return false
 	}
-	if err := chain.UnpackNAR(strings.NewReader(string(b)), tree); err != nil {
+	if err := chain.UnpackNAR(bytes.NewReader(b), tree); err != nil {
 		na.r.Fail("configuration", ptr(l.index), l.id, errf(ErrSourceMismatch, "%s NAR %s: %v", what, s.NAR, err))
 		return false
 	}
@@ -456,7 +455,7 @@ func (na *nodeAudit) applyPatch(l link, id, tree string) bool {
 // sameSource compares the rebuilt tree's NAR hash with the attested
 // source; on a mismatch it names the files that differ from the node's
 // own source NAR.
-func (na *nodeAudit) sameSource(l link, tree, dir string, n *int) bool {
+func (na *nodeAudit) sameSource(l link, tree, dir string) bool {
 	src := l.pred.Configuration.Source
 	got, err := chain.NarHash(tree)
 	if err != nil {
@@ -467,10 +466,13 @@ func (na *nodeAudit) sameSource(l link, tree, dir string, n *int) bool {
 		return true
 	}
 	detail := "the node's source NAR could not be compared"
-	*n++
-	other := filepath.Join(dir, fmt.Sprintf("attested-%d", *n))
 	if b, ok := na.sourceNAR(l, "attested source", src); ok {
-		if err := chain.UnpackNAR(strings.NewReader(string(b)), other); err == nil {
+		other, err := os.MkdirTemp(dir, "attested-")
+		if err == nil {
+			err = chain.UnpackNAR(bytes.NewReader(b), filepath.Join(other, "tree"))
+			other = filepath.Join(other, "tree")
+		}
+		if err == nil {
 			if files, err := chain.DiffTrees(tree, other); err == nil {
 				detail = fmt.Sprintf("files differing from the previous state plus the approved patches: %v", files)
 			}
@@ -516,8 +518,6 @@ func sriSHA256(s string) ([]byte, error) {
 	}
 	return b, nil
 }
-
-var _ = context.Background
 
 // rebuild builds the latest link's toplevel from the rebuilt tree with this
 // auditor's Nix and compares every path's NAR hash with the node's closure

@@ -65,6 +65,7 @@ type nodeAudit struct {
 	sorted []attest.Record // every attestation the node lists, in log order
 
 	closureNars map[string]string // store path → narHash of the verified closure
+	patchByRef  map[string][]byte // checked patch bytes, by "<cid> <sha256>"
 }
 
 // CheckNode audits the whole claim of the node at base (its daemon's URL):
@@ -352,11 +353,9 @@ func (na *nodeAudit) closure(ref attest.ClosureRef) {
 		r.Fail("closure", nil, ref.CID, err)
 		return
 	}
-	if _, entries, err := closure.Load(na.ctx, st, c); err == nil {
-		na.closureNars = map[string]string{}
-		for _, e := range entries {
-			na.closureNars[e.Path] = e.NarHashString()
-		}
+	na.closureNars = map[string]string{}
+	for _, e := range vr.Entries {
+		na.closureNars[e.Path] = e.NarHashString()
 	}
 	if vr.Root != ref.RootStorePath {
 		r.Fail("closure", nil, ref.CID, fmt.Errorf("%w: closure root %s, running-config names %s", closure.ErrIncomplete, vr.Root, ref.RootStorePath))

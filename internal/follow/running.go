@@ -284,14 +284,18 @@ func (f *Follower) attestRunning(ctx context.Context, c cid.Cid, target string, 
 	if reason == "" {
 		reason = notGitFlake(ws.Path)
 	}
+	vr, err := closure.Verify(ctx, f.n.Store, c) // once, for both attempts
+	if err != nil {
+		return nil, err
+	}
 	if reason == "" {
-		res, err := f.n.AttestRunning(ctx, c, f.signer, node.AttestOptions{Workspace: ws.Path, Host: ws.Host, Attr: ws.Attr, Generation: gen})
+		res, err := f.n.AttestRunning(ctx, c, f.signer, node.AttestOptions{Workspace: ws.Path, Host: ws.Host, Attr: ws.Attr, Generation: gen, Verified: vr})
 		if err == nil || !(errors.Is(err, chain.ErrNotRunning) || errors.Is(err, chain.ErrEvaluation) || errors.Is(err, chain.ErrCannotEvaluate)) {
 			return res, err
 		}
 		reason = fmt.Sprintf("the configuration of workspace %s does not evaluate to the running system %s: %s", ws.Path, target, oneLine(err))
 	}
-	return f.n.AttestRunning(ctx, c, f.signer, node.AttestOptions{Generation: gen, Unproven: reason})
+	return f.n.AttestRunning(ctx, c, f.signer, node.AttestOptions{Generation: gen, Unproven: reason, Verified: vr})
 }
 
 // notGitFlake says why ws is not a git-repo flake, or "".

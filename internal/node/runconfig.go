@@ -52,6 +52,9 @@ type AttestOptions struct {
 	// Unproven, when set, is why the configuration cannot be computed; the
 	// node still attests the closure.
 	Unproven string
+	// Verified, when it is the result of closure.Verify of the same
+	// closure, spares verifying it again.
+	Verified *closure.VerifyResult
 }
 
 // AttestResult is what AttestRunning published.
@@ -162,16 +165,16 @@ var ErrGenesisRecorded = errors.New("genesis already recorded")
 // no workspace, or o.Unproven, it attests the closure with the reason the
 // configuration is unproven.
 func (n *Node) AttestRunning(ctx context.Context, c cid.Cid, signer *attest.Signer, o AttestOptions) (*AttestResult, error) {
-	if _, err := closure.Verify(ctx, n.Store, c); err != nil {
-		return nil, err
+	vr := o.Verified
+	if vr == nil || !vr.Closure.Equals(c) {
+		var err error
+		if vr, err = closure.Verify(ctx, n.Store, c); err != nil {
+			return nil, err
+		}
 	}
-	cl, entries, err := closure.Load(ctx, n.Store, c)
-	if err != nil {
-		return nil, err
-	}
-	pred := attest.RunningConfigV2Predicate{Closure: attest.ClosureRef{CID: c.String(), RootStorePath: cl.Root}, Generation: o.Generation, Time: time.Now().UTC().Format(time.RFC3339)}
-	for _, e := range entries {
-		if e.Path == cl.Root {
+	pred := attest.RunningConfigV2Predicate{Closure: attest.ClosureRef{CID: c.String(), RootStorePath: vr.Root}, Generation: o.Generation, Time: time.Now().UTC().Format(time.RFC3339)}
+	for _, e := range vr.Entries {
+		if e.Path == vr.Root {
 			pred.Closure.NarHash = e.NarHashString()
 		}
 	}
@@ -182,7 +185,7 @@ func (n *Node) AttestRunning(ctx context.Context, c cid.Cid, signer *attest.Sign
 	case o.Workspace == "":
 		pred.Unproven = "no workspace is configured for this system"
 	default:
-		link, warnings, err := n.buildLink(ctx, cl.Root, o)
+		link, warnings, err := n.buildLink(ctx, vr.Root, o)
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +197,7 @@ func (n *Node) AttestRunning(ctx context.Context, c cid.Cid, signer *attest.Sign
 		return nil, err
 	}
 	sum := sha256.Sum256(blk.RawData())
-	_, payload, err := attest.NewStatement(attest.PredicateRunningConfigV2, []attest.ResourceDescriptor{attest.Subject(c, sum[:], cl.Root)}, pred)
+	_, payload, err := attest.NewStatement(attest.PredicateRunningConfigV2, []attest.ResourceDescriptor{attest.Subject(c, sum[:], vr.Root)}, pred)
 	if err != nil {
 		return nil, fmt.Errorf("running-config statement for %s: %w", c, err)
 	}
