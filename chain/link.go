@@ -3,8 +3,6 @@ package chain
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -71,7 +69,9 @@ func BuildLink(ctx context.Context, ns NARStore, in LinkInput) (*attest.Configur
 	if err != nil {
 		return nil, nil, err
 	}
-	top, err := EvaluateFlake(ctx, "git+file://"+in.Workspace, in.Attr)
+	// FlakeSource has locked the flake: evaluate it without asking Nix
+	// for its metadata again.
+	top, err := evaluate(ctx, "git+file://"+in.Workspace, in.Attr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -82,7 +82,7 @@ func BuildLink(ctx context.Context, ns NARStore, in LinkInput) (*attest.Configur
 	if err := DumpNAR(&nar, src.StorePath); err != nil {
 		return nil, nil, fmt.Errorf("source NAR of %s: %w", in.Workspace, err)
 	}
-	if h := sri(nar.Bytes()); h != src.NarHash {
+	if h := SRI(nar.Bytes()); h != src.NarHash {
 		return nil, nil, fmt.Errorf("source NAR of %s hashes to %s, Nix says %s", in.Workspace, h, src.NarHash)
 	}
 	id, err := ns.PutNAR(ctx, nar.Bytes())
@@ -137,7 +137,7 @@ func BuildLink(ctx context.Context, ns NARStore, in LinkInput) (*attest.Configur
 // which the source NAR cur differs from it (none when they agree). A patch
 // that does not apply to base is drift too: its files are listed.
 func Drift(ctx context.Context, ns NARStore, base attest.SourceRef, applies []Apply, cur []byte) ([]string, error) {
-	if len(applies) == 0 && sri(cur) == base.NarHash {
+	if len(applies) == 0 && SRI(cur) == base.NarHash {
 		return nil, nil
 	}
 	dir, err := os.MkdirTemp("", "agentix-drift-")
@@ -169,7 +169,7 @@ func Drift(ctx context.Context, ns NARStore, base attest.SourceRef, applies []Ap
 		}
 	}
 	root.Close()
-	if h, err := NarHash(want); err == nil && h == sri(cur) && len(failed) == 0 {
+	if h, err := NarHash(want); err == nil && h == SRI(cur) && len(failed) == 0 {
 		return nil, nil
 	}
 	got := filepath.Join(dir, "got")
@@ -183,8 +183,3 @@ func Drift(ctx context.Context, ns NARStore, base attest.SourceRef, applies []Ap
 	return append(failed, files...), nil
 }
 
-// sri is the SRI SHA-256 of b ("sha256-<base64>").
-func sri(b []byte) string {
-	s := sha256.Sum256(b)
-	return "sha256-" + base64.StdEncoding.EncodeToString(s[:])
-}

@@ -24,11 +24,35 @@ func NarHash(dir string) (string, error) {
 	if err := DumpNAR(h, dir); err != nil {
 		return "", err
 	}
-	nh, err := nixhash.NewHash(nixhash.SHA256, h.Sum(nil))
+	return sriOf(h.Sum(nil)), nil
+}
+
+// SRI returns the SRI sha256 hash ("sha256-<base64>") of b, as Nix writes
+// a NAR hash: the NarHash of a tree is SRI of its NAR.
+func SRI(b []byte) string {
+	s := sha256.Sum256(b)
+	return sriOf(s[:])
+}
+
+func sriOf(digest []byte) string {
+	nh, err := nixhash.NewHash(nixhash.SHA256, digest)
 	if err != nil {
-		return "", err
+		panic(fmt.Sprintf("chain: a sha256 digest of %d bytes", len(digest))) // sha256 sums are 32 bytes
 	}
-	return nh.Format(nixhash.SRI, true), nil
+	return nh.Format(nixhash.SRI, true)
+}
+
+// ParseSRI returns the digest of an SRI sha256 hash ("sha256-<base64>"),
+// refusing any other form or algorithm.
+func ParseSRI(s string) ([]byte, error) {
+	if !strings.HasPrefix(s, "sha256-") {
+		return nil, fmt.Errorf("%q is not an SRI sha256 hash", s)
+	}
+	nh, err := nixhash.ParseAny(s, nil)
+	if err != nil || nh.Algo() != nixhash.SHA256 {
+		return nil, fmt.Errorf("%q is not an SRI sha256 hash", s)
+	}
+	return nh.Digest(), nil
 }
 
 // DumpNAR writes the NAR serialisation of dir to w, as `nix-store --dump`

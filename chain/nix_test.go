@@ -316,3 +316,17 @@ func TestFlakeSourceNotGitFlake(t *testing.T) {
 		}
 	}
 }
+
+func TestSRIRoundTrip(t *testing.T) {
+	b := []byte("a NAR")
+	s := chain.SRI(b)
+	d, err := chain.ParseSRI(s)
+	if err != nil || !strings.HasPrefix(s, "sha256-") || len(d) != 32 {
+		t.Fatalf("SRI %q, ParseSRI %x, %v", s, d, err)
+	}
+	for _, bad := range []string{"sha256:abc", "sha512-" + s[7:], "sha256-!!", s[:20]} {
+		if _, err := chain.ParseSRI(bad); err == nil {
+			t.Errorf("ParseSRI(%q) accepted", bad)
+		}
+	}
+}

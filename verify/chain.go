@@ -2,14 +2,11 @@ package verify
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 
 	"github.com/ipfs/go-cid"
 
@@ -349,7 +346,7 @@ func (na *nodeAudit) sourceNAR(l link, what string, s attest.SourceRef) ([]byte,
 		fail(fmt.Errorf("%w: %s NAR cid: %v", attest.ErrSchema, what, err))
 		return nil, false
 	}
-	sum, err := sriSHA256(s.NarHash)
+	sum, err := chain.ParseSRI(s.NarHash)
 	if err != nil {
 		fail(fmt.Errorf("%w: %s narHash: %v", attest.ErrSchema, what, err))
 		return nil, false
@@ -506,18 +503,6 @@ func (na *nodeAudit) evaluates(l link, tree string) bool {
 	return true
 }
 
-// sriSHA256 decodes "sha256-<base64>".
-func sriSHA256(s string) ([]byte, error) {
-	b64, ok := strings.CutPrefix(s, "sha256-")
-	if !ok {
-		return nil, fmt.Errorf("%q is not an SRI sha256 hash", s)
-	}
-	b, err := base64.StdEncoding.DecodeString(b64)
-	if err != nil || len(b) != sha256.Size {
-		return nil, fmt.Errorf("%q is not an SRI sha256 hash", s)
-	}
-	return b, nil
-}
 
 // rebuild builds the latest link's toplevel from the rebuilt tree with this
 // auditor's Nix and compares every path's NAR hash with the node's closure

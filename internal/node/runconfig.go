@@ -76,8 +76,7 @@ func (s narStore) PutNAR(ctx context.Context, nar []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("store source NAR: %w", err)
 	}
-	sum := sha256.Sum256(nar)
-	if err := s.n.Store.Pin(ctx, c, store.PinOptions{Name: "source sha256-" + base64.StdEncoding.EncodeToString(sum[:])}); err != nil {
+	if err := s.n.Store.Pin(ctx, c, store.PinOptions{Name: "source " + chain.SRI(nar)}); err != nil {
 		return "", err
 	}
 	return c.String(), nil
