@@ -182,4 +182,3 @@ func Drift(ctx context.Context, ns NARStore, base attest.SourceRef, applies []Ap
 	}
 	return append(failed, files...), nil
 }
-

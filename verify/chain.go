@@ -503,7 +503,6 @@ func (na *nodeAudit) evaluates(l link, tree string) bool {
 	return true
 }
 
-
 // rebuild builds the latest link's toplevel from the rebuilt tree with this
 // auditor's Nix and compares every path's NAR hash with the node's closure
 // (reproducibility, as Trustix and r13y check it).
