@@ -47,7 +47,10 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// digest hashes the module's Go source, go.mod and go.sum.
+// digest hashes every file of the module that a build can read: Go
+// source, go.mod, go.sum and the files packages embed (schemas, say), so
+// that any edit means a new build. Hidden directories (.git) and bin/ are
+// left out.
 func digest(root string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -56,12 +59,12 @@ func digest(root string) (string, error) {
 		}
 		name := d.Name()
 		if d.IsDir() {
-			if p != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "bin") {
+			if p != root && (strings.HasPrefix(name, ".") || name == "bin") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
-		if !strings.HasSuffix(name, ".go") && name != "go.mod" && name != "go.sum" {
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		f, err := os.Open(p)

@@ -6,7 +6,8 @@
 // # Promises
 //
 // Binaries returns binaries built from the module's source as it is when
-// called: the cache directory is named by a digest of every .go file, go.mod
-// and go.sum, so an edit is always rebuilt, and parallel test packages
+// called: the cache directory is named by a digest of every file of the
+// module outside hidden directories and bin/ (sources, go.mod, go.sum and
+// embedded files), so an edit is always rebuilt, and parallel test packages
 // share one build through a file lock. Test-only package.
 package clitest
