@@ -70,14 +70,9 @@ func newClosureImportCmd() *cobra.Command {
 			if _, set := os.LookupEnv("GOMEMLIMIT"); !set && !api.Remote(be) {
 				debug.SetMemoryLimit(closure.ImportMemoryLimit)
 			}
-			var bar *progress.Bar
-			res, err := be.ClosureImport(ctx, api.ClosureImportRequest{StorePath: args[0], From: from, Jobs: jobs}, func(done, total int64) {
-				if bar == nil {
-					bar = progress.New(total, "import", a.json)
-				}
-				bar.Set(done)
-			})
-			bar.Done()
+			report, done := progress.Func("import", a.json)
+			res, err := be.ClosureImport(ctx, api.ClosureImportRequest{StorePath: args[0], From: from, Jobs: jobs}, report)
+			done()
 			if err != nil {
 				return err
 			}

@@ -82,14 +82,9 @@ whose signatures verify with the approver keys of the trust policy.`,
 			defer be.Close()
 			out := cmd.OutOrStdout()
 			if !watch {
-				var bar *progress.Bar
-				r, err := be.Ingest(cmd.Context(), req, func(done, total int64) {
-					if bar == nil {
-						bar = progress.New(total, "ingest", a.json)
-					}
-					bar.Set(done)
-				})
-				bar.Done()
+				report, done := progress.Func("ingest", a.json)
+				r, err := be.Ingest(cmd.Context(), req, report)
+				done()
 				if r != nil && (err == nil || errors.Is(err, audit.ErrNotAppendOnly)) {
 					if eerr := a.emit(out, r, func(w io.Writer) { printIngest(w, r) }); eerr != nil {
 						return eerr

@@ -73,3 +73,22 @@ func (r *reader) Read(p []byte) (int, error) {
 	r.b.Add(int64(n))
 	return n, err
 }
+
+// Func returns a progress callback for an operation whose total is known
+// only once it reports (a daemon's streamed progress, say): the bar is made
+// at the first call, once, and done ends it. Quiet or off a terminal, both
+// do nothing.
+func Func(what string, quiet bool) (report func(done, total int64), done func()) {
+	if quiet || !Enabled(os.Stderr) {
+		return func(int64, int64) {}, func() {}
+	}
+	var bar *Bar
+	return func(n, total int64) {
+			if bar == nil {
+				bar = New(total, what, false)
+			}
+			bar.Set(n)
+		}, func() {
+			bar.Done()
+		}
+}
