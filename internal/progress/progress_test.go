@@ -29,14 +29,3 @@ func TestQuietWhenNotATerminal(t *testing.T) {
 		t.Fatal("nil bar wrapped the reader")
 	}
 }
-
-// TestFuncQuiet: off a terminal (as in tests) or quiet, Func's callbacks do
-// nothing and never make a bar.
-func TestFuncQuiet(t *testing.T) {
-	for _, quiet := range []bool{true, false} {
-		report, done := Func("x", quiet)
-		report(1, 2)
-		report(2, 2)
-		done()
-	}
-}
