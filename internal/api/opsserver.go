@@ -159,8 +159,12 @@ func isNil(v any) bool {
 
 // readRequest decodes a JSON request body strictly (exact-case member
 // names, no duplicates, no unknown members) into v.
+// maxOpRequest bounds the JSON request of a node operation (an ingest's
+// carries its policies).
+const maxOpRequest = 4 << 20
+
 func readRequest(w http.ResponseWriter, r *http.Request, v any) bool {
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<20))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxOpRequest))
 	if err != nil {
 		writeErr(w, status(err), err)
 		return false

@@ -105,7 +105,7 @@ func Handler(n *node.Node, token string, lim Limits) http.Handler {
 	mux.HandleFunc("POST /api/v1/attestations", s.auth(attest.MaxEnvelopeSize, s.publish))
 	mux.HandleFunc("GET /api/v1/closures", s.closures)
 	mux.HandleFunc("POST /api/v1/pin-from", s.auth(noBody, s.pinFrom))
-	mux.HandleFunc("POST /api/v1/ingest", s.auth(8<<20, s.ingest))
+	mux.HandleFunc("POST /api/v1/ingest", s.auth(maxOpRequest, s.ingest))
 	mux.HandleFunc("POST /api/v1/closures/import", s.auth(noBody, s.closureImport))
 	mux.HandleFunc("POST /api/v1/closures/import-car", s.auth(lim.MaxCAR, s.closureImportCAR))
 	mux.HandleFunc("GET /api/v1/closures/{cid}", s.closureEntries)
