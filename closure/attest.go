@@ -32,16 +32,13 @@ type RunningConfigOptions struct {
 // attests a closure it does not hold completely and intact. It returns the
 // DSSE envelope's bytes, ready for attest.Publisher.Publish.
 func RunningConfig(ctx context.Context, st *store.Store, c cid.Cid, o RunningConfigOptions, signer *attest.Signer) ([]byte, error) {
-	if _, err := Verify(ctx, st, c); err != nil {
-		return nil, err
-	}
-	cl, entries, err := Load(ctx, st, c)
+	vr, err := Verify(ctx, st, c)
 	if err != nil {
 		return nil, err
 	}
 	var rootHash string
-	for _, e := range entries {
-		if e.Path == cl.Root {
+	for _, e := range vr.Entries {
+		if e.Path == vr.Root {
 			rootHash = e.NarHashString()
 		}
 	}
@@ -54,7 +51,7 @@ func RunningConfig(ctx context.Context, st *store.Store, c cid.Cid, o RunningCon
 		return nil, err
 	}
 	pred := attest.RunningConfigPredicate{
-		Closure:      attest.ClosureRef{CID: c.String(), RootStorePath: cl.Root, NarHash: rootHash},
+		Closure:      attest.ClosureRef{CID: c.String(), RootStorePath: vr.Root, NarHash: rootHash},
 		ConfigCommit: o.ConfigCommit,
 		Applies:      o.Applies,
 		Generation:   o.Generation,
@@ -66,7 +63,7 @@ func RunningConfig(ctx context.Context, st *store.Store, c cid.Cid, o RunningCon
 		pred.Time = o.Time.UTC().Format(time.RFC3339)
 	}
 	_, payload, err := attest.NewStatement(attest.PredicateRunningConfig,
-		[]attest.ResourceDescriptor{attest.Subject(c, dec, cl.Root)}, pred)
+		[]attest.ResourceDescriptor{attest.Subject(c, dec, vr.Root)}, pred)
 	if err != nil {
 		return nil, fmt.Errorf("running-config statement for %s: %w", c, err)
 	}

@@ -261,7 +261,7 @@ func predicateTypeOf(envBytes []byte) string {
 	if err != nil {
 		return ""
 	}
-	p, err := base64.StdEncoding.DecodeString(env.Payload)
+	p, err := env.DecodeB64Payload()
 	if err != nil {
 		if p, err = base64.URLEncoding.DecodeString(env.Payload); err != nil {
 			return ""

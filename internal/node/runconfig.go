@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -325,7 +324,7 @@ func (n *Node) Predicate(ctx context.Context, id string, v any) error {
 	if err != nil {
 		return fmt.Errorf("attestation %s: %w", id, err)
 	}
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	payload, err := env.DecodeB64Payload()
 	if err != nil {
 		return fmt.Errorf("attestation %s: payload: %w", id, err)
 	}
