@@ -125,6 +125,17 @@ func Evaluate(ctx context.Context, dir, attr string) (Toplevel, error) {
 	if err != nil {
 		return Toplevel{}, err
 	}
+	return EvaluateHashed(ctx, abs, want, attr)
+}
+
+// EvaluateHashed is Evaluate of a tree the caller has just hashed: dir's
+// NarHash is narHash. The source Nix takes must still hash to it.
+func EvaluateHashed(ctx context.Context, dir, narHash, attr string) (Toplevel, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Toplevel{}, err
+	}
+	want := narHash
 	ref := "path:" + abs
 	md, err := metadata(ctx, ref)
 	if err != nil {

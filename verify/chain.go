@@ -483,7 +483,8 @@ func (na *nodeAudit) sameSource(l link, tree, dir string) bool {
 // compares the toplevel with the link's and with the closure it names.
 func (na *nodeAudit) evaluates(l link, tree string) bool {
 	c := l.pred.Configuration
-	top, err := chain.Evaluate(na.ctx, tree, c.Toplevel.Attr)
+	// sameSource has just hashed the tree to the attested source.
+	top, err := chain.EvaluateHashed(na.ctx, tree, c.Source.NarHash, c.Toplevel.Attr)
 	if err != nil {
 		if errors.Is(err, chain.ErrCannotEvaluate) {
 			na.r.Fail("configuration", ptr(l.index), l.id, unavailable("evaluate %s: %v", c.Toplevel.Attr, err))
