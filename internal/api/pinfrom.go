@@ -176,17 +176,10 @@ func pinFrom(ctx context.Context, n *node.Node, peer, target, name string, progr
 }
 
 func (s *server) closures(w http.ResponseWriter, r *http.Request) {
-	list, err := closure.List(s.n.DB)
+	out, err := Closures(s.n, r.URL.Query().Get("root"))
 	if err != nil {
 		writeErr(w, status(err), err)
 		return
-	}
-	out := []closure.ClosureSummary{}
-	root := r.URL.Query().Get("root")
-	for _, c := range list {
-		if root == "" || c.Root == root {
-			out = append(out, c)
-		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
